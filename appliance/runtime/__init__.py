@@ -1,0 +1,1 @@
+"""Process runtime: health, watchdog, logging, metrics, state directory, supervision."""

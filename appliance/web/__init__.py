@@ -1,0 +1,1 @@
+"""The HTTPS server: the call-takers' page, its API, /healthz and /metrics."""

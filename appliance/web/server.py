@@ -1,0 +1,157 @@
+"""The HTTPS server subsystem (aiohttp): /healthz, /metrics and the pages added to it."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from appliance import __version__
+from appliance.config.schema import WebConfig
+from appliance.runtime.health import Health
+from appliance.runtime.loopmonitor import LoopMonitor
+from appliance.runtime.metrics import Metrics
+from appliance.runtime.subsystem import Subsystem
+from appliance.web.tls import TlsFiles, server_context
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class WebServer(Subsystem):
+    """Serves HTTPS on the configured addresses and port."""
+
+    def __init__(
+        self,
+        config: WebConfig,
+        tls: TlsFiles,
+        *,
+        box_name: str,
+        health: Health,
+        monitor: LoopMonitor,
+        metrics: Metrics,
+    ) -> None:
+        super().__init__("web", health)
+        self.config = config
+        self.tls = tls
+        self.box_name = box_name
+        self.all_health = health
+        self.monitor = monitor
+        self.requests = metrics.counter(
+            "appliance_http_requests_total", "HTTP requests answered.", ["route", "code"]
+        )
+        self.app = web.Application(middlewares=[self._middleware])
+        self.app.router.add_get("/", self._index)
+        self.app.router.add_get("/healthz", self._healthz)
+        self.app.router.add_get("/metrics", self._metrics)
+        self._metrics_registry = metrics
+        self._runner: web.AppRunner | None = None
+        self.bound: list[tuple[str, int]] = []
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Count requests by route and add headers every response should carry."""
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            self.requests.inc(route=route, code=str(exc.status))
+            raise
+        self.requests.inc(route=route, code=str(response.status))
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    def health_document(self) -> tuple[int, dict[str, object]]:
+        """HTTP status and body of /healthz: 200 when ready, 503 with the reasons otherwise."""
+        snapshot = self.all_health.snapshot()
+        now = time.monotonic()
+        body: dict[str, object] = {
+            "status": snapshot.overall,
+            "problems": snapshot.problems(),
+            "components": {
+                c.name: {
+                    "status": c.status.value,
+                    "detail": c.detail,
+                    "for_seconds": round(now - c.since, 1),
+                }
+                for c in snapshot.components
+            },
+            "event_loop_lag_seconds": round(self.monitor.last_lag, 4),
+            "version": __version__,
+        }
+        return (200 if snapshot.ready else 503), body
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        status, body = self.health_document()
+        return web.Response(
+            status=status,
+            text=json.dumps(body, indent=2) + "\n",
+            content_type="application/json",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self._metrics_registry.render().encode(),
+            headers={
+                "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
+                "Cache-Control": "no-store",
+            },
+        )
+
+    async def _index(self, request: web.Request) -> web.Response:
+        snapshot = self.all_health.snapshot()
+        problems = "".join(f"<li>{html.escape(p)}</li>" for p in snapshot.problems())
+        page = (
+            "<!doctype html><html lang=en><head><meta charset=utf-8>"
+            f"<title>{html.escape(self.box_name)}</title></head><body>"
+            f"<h1>{html.escape(self.box_name)}</h1>"
+            f"<p>Appliance {html.escape(__version__)}: {html.escape(snapshot.overall)}</p>"
+            f"<ul>{problems}</ul></body></html>"
+        )
+        return web.Response(
+            text=page, content_type="text/html", headers={"Cache-Control": "no-store"}
+        )
+
+    async def start(self) -> None:
+        """Bind every configured address; raises OSError when a port cannot be bound."""
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        context = server_context(self.tls)
+        hosts: list[str | None] = list(self.config.addresses) or [None]
+        for host in hosts:
+            site = web.TCPSite(
+                self._runner, host, self.config.port, ssl_context=context, reuse_address=True
+            )
+            await site.start()
+        self.bound = self._bound_addresses()
+        self.health.ok("listening on " + ", ".join(f"{h} port {p}" for h, p in self.bound))
+
+    def _bound_addresses(self) -> list[tuple[str, int]]:
+        assert self._runner is not None
+        return [(str(a[0]), int(a[1])) for a in self._runner.addresses]
+
+    def urls(self) -> list[str]:
+        """Where a browser on the LAN can reach the page."""
+        port = self.bound[0][1] if self.bound else self.config.port
+        if self.config.addresses:
+            hosts = [f"[{a}]" if ":" in a else a for a in self.config.addresses]
+        else:
+            hosts = [socket.gethostname(), "localhost"]
+        return [f"https://{h}:{port}/" for h in hosts]
+
+    async def stop(self) -> None:
+        """Close listeners and open connections."""
+        await self.cancel_tasks()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

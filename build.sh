@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Build, run and test the appliance.
+#
+#   ./build.sh run [ARGS...]   make/refresh .venv, run the service in the foreground on the
+#                              embedded default config (ARGS go to `appliance run`)
+#   ./build.sh test [PYTEST ARGS...]
+#                              install what the tests need (apt packages, .venv), then
+#                              ruff, mypy and the whole pytest suite; non-zero on any failure
+set -euo pipefail
+
+cd "$(dirname "$(readlink -f "$0")")"
+ROOT=$PWD
+VENV=$ROOT/.venv
+PYTHON=${PYTHON:-python3}
+
+# Debian packages the test suite drives as real peers and tools.
+TEST_APT_PACKAGES=(systemd)
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
+
+missing_apt() {
+    local pkg out=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || out+=("$pkg")
+    done
+    printf '%s\n' "${out[@]}"
+}
+
+apt_install() {
+    local need
+    mapfile -t need < <(missing_apt "$@" | sed '/^$/d')
+    [ ${#need[@]} -eq 0 ] && return 0
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null && sudo -n true 2>/dev/null \
+            || die "missing Debian packages: ${need[*]} (install them: sudo apt-get install ${need[*]})"
+        sudo=(sudo -n)
+    fi
+    say "installing Debian packages: ${need[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+}
+
+check_python() {
+    command -v "$PYTHON" >/dev/null || apt_install python3
+    "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || die "$PYTHON is $("$PYTHON" --version 2>&1); Python 3.11 or newer is needed"
+    if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
+        apt_install python3-venv
+    fi
+}
+
+# make_venv EXTRAS: create .venv and install the package (editable) with pinned versions.
+# Reinstalls only when pyproject.toml, constraints.txt or the extras changed.
+make_venv() {
+    local extras=$1
+    check_python
+    local stamp_want
+    stamp_want="$("$PYTHON" --version 2>&1) extras=$extras $(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)"
+    if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.stamp" 2>/dev/null)" = "$stamp_want" ]; then
+        return 0
+    fi
+    say "preparing $VENV ($extras)"
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+    local spec=.
+    [ -n "$extras" ] && spec=".[$extras]"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e "$spec"
+    printf '%s' "$stamp_want" > "$VENV/.stamp"
+}
+
+cmd_run() {
+    make_venv ""
+    say "starting the service on the embedded default config (Ctrl-C stops it)"
+    exec "$VENV/bin/appliance" run "$@"
+}
+
+cmd_test() {
+    apt_install "${TEST_APT_PACKAGES[@]}"
+    make_venv test
+    local status=0
+    say "ruff"
+    "$VENV/bin/ruff" check appliance tests bench || status=1
+    "$VENV/bin/ruff" format --check appliance tests bench || status=1
+    say "mypy"
+    "$VENV/bin/mypy" || status=1
+    say "pytest"
+    "$VENV/bin/pytest" "$@" || status=1
+    [ $status -eq 0 ] || die "tests failed"
+    say "all checks passed"
+}
+
+case "${1:-}" in
+    run) shift; cmd_run "$@" ;;
+    test) shift; cmd_test "$@" ;;
+    *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac
