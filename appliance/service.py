@@ -68,7 +68,7 @@ class Service:
         self.monitor = LoopMonitor(
             self.health.reporter("event-loop"), config.service.loop_lag_limit
         )
-        self.notifier = Notifier(self.environ)
+        self.notifier = Notifier()
         self.watchdog = Watchdog(
             self.health, self.monitor, self.notifier, watchdog_interval(self.environ)
         )

@@ -162,8 +162,12 @@ class Locator:
 
     def line_of(self, table: Path, key: str | None = None) -> int | None:
         """The line of ``key`` in ``table``, else of the table itself, else ``None``."""
-        if key is not None and (table, key) in self.keys:
-            return self.keys[(table, key)]
+        if key is not None:
+            if (table, key) in self.keys:
+                return self.keys[(table, key)]
+            for path in ((*table, key), (*table, key, 0)):  # the key names a table
+                if path in self.tables:
+                    return self.tables[path]
         while table:
             if table in self.tables:
                 return self.tables[table]

@@ -428,22 +428,38 @@ class NetworkConfig:
     def problems(self) -> list[tuple[str, str]]:
         """Interfaces are named once; a gateway lies in a configured subnet or a DHCP link."""
         out: list[tuple[str, str]] = []
-        names = [i.name for i in self.interfaces]
-        for name in sorted({n for n in names if names.count(n) > 1}):
-            out.append(("interfaces", f"expected each interface once, found {name!r} twice"))
-        seen: set[str] = set()
-        for iface in self.interfaces:
+        names: set[str] = set()
+        hosts: set[str] = set()
+        for index, iface in enumerate(self.interfaces):
+            if iface.name in names:
+                out.append(
+                    (
+                        f"interfaces.{index}.name",
+                        f"expected each interface once, found {iface.name!r} again",
+                    )
+                )
+            names.add(iface.name)
             for address in iface.addresses:
                 host = address.split("/")[0]
-                if host in seen:
-                    out.append(("interfaces", f"expected each address once, found {host} twice"))
-                seen.add(host)
+                if host in hosts:
+                    out.append(
+                        (
+                            f"interfaces.{index}.addresses",
+                            f"expected each address once, found {host} again",
+                        )
+                    )
+                hosts.add(host)
         subnets = [ipaddress.ip_interface(a).network for i in self.interfaces for a in i.addresses]
         has_dhcp = any(i.dhcp for i in self.interfaces)
-        for route in self.routes:
+        for index, route in enumerate(self.routes):
             gateway = ipaddress.ip_address(route.gateway)
             if not has_dhcp and not any(gateway in net for net in subnets):
-                out.append(("routes", f"expected gateway {gateway} inside a configured subnet"))
+                out.append(
+                    (
+                        f"routes.{index}.gateway",
+                        f"expected a gateway inside a configured subnet, found {gateway}",
+                    )
+                )
         return out
 
 
@@ -469,11 +485,18 @@ class SerialConfig:
 
     def problems(self) -> list[tuple[str, str]]:
         """A device path is used once."""
-        paths = [d.path for d in self.devices]
-        return [
-            ("devices", f"expected each device path once, found {p!r} twice")
-            for p in sorted({p for p in paths if paths.count(p) > 1})
-        ]
+        out: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for index, device in enumerate(self.devices):
+            if device.path in seen:
+                out.append(
+                    (
+                        f"devices.{index}.path",
+                        f"expected each device path once, found {device.path!r} again",
+                    )
+                )
+            seen.add(device.path)
+        return out
 
 
 @dataclass(frozen=True)
@@ -521,9 +544,23 @@ class Config:
             if port == 0:
                 continue
             if port in owners:
-                out.append((key, f"expected a TCP port other than {port}, used by {owners[port]}"))
+                other = owners[port]
+                out.append(
+                    (
+                        f"{other}|{key}",
+                        f"expected different TCP ports for {other} and "
+                        f"{key}, found {port} for both",
+                    )
+                )
             owners.setdefault(port, key)
-        names = [o.name for o in self.operators]
-        for name in sorted({n for n in names if names.count(n) > 1}):
-            out.append(("operators", f"expected each operator name once, found {name!r} twice"))
+        seen: set[str] = set()
+        for index, operator in enumerate(self.operators):
+            if operator.name in seen:
+                out.append(
+                    (
+                        f"operators.{index}.name",
+                        f"expected each operator name once, found {operator.name!r} again",
+                    )
+                )
+            seen.add(operator.name)
         return out

@@ -116,9 +116,25 @@ class _Walker:
         problems = getattr(obj, "problems", None)
         if problems is not None:
             for key, message in problems():
-                *sub, leaf = key.split(".")
-                self.issue((*table, *sub), leaf, message)
+                self.issue(*self.blame(table, key), message)
         return None if len(self.issues) > before else obj
+
+    def blame(self, table: Path, key: str) -> tuple[Path, str]:
+        """Resolve a key named by a ``problems()`` rule to a table path and a key.
+
+        ``routes.0.gateway`` is key ``gateway`` of the first ``[[routes]]`` entry;
+        ``web.port|msrp.port`` names keys in conflict: the last one written in the
+        file is blamed (the one most likely just changed), else the first.
+        """
+        candidates = []
+        for alternative in key.split("|"):
+            *sub, leaf = alternative.split(".")
+            path = tuple(int(p) if p.isdigit() else p for p in sub)
+            candidates.append(((*table, *path), leaf))
+        located = [c for c in candidates if (c[0], c[1]) in self.locator.keys]
+        if located:
+            return max(located, key=lambda c: self.locator.keys[(c[0], c[1])])
+        return candidates[0]
 
     def expected(self, tp: Any) -> str:
         origin = get_origin(tp)

@@ -29,11 +29,13 @@ def _one_line(text: str) -> str:
 
 
 class Notifier:
-    """Sends sd_notify datagrams when ``NOTIFY_SOCKET`` is set; a no-op otherwise."""
+    """Sends sd_notify datagrams when ``NOTIFY_SOCKET`` is set; a no-op otherwise.
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        env = os.environ if environ is None else environ
-        self.address = env.get("NOTIFY_SOCKET", "")
+    sdnotify reads ``NOTIFY_SOCKET`` from the process environment, so this does too.
+    """
+
+    def __init__(self) -> None:
+        self.address = os.environ.get("NOTIFY_SOCKET", "")
         self._notifier: sdnotify.SystemdNotifier | None = None
         if self.address:
             try:
