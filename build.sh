@@ -16,7 +16,9 @@ PYTHON=${PYTHON:-python3}
 # Debian packages the test suite drives as real peers and tools.
 TEST_APT_PACKAGES=(systemd)
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+say() {
+    if [ -t 2 ]; then printf '\033[1m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi
+}
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 
 missing_apt() {
@@ -63,10 +65,14 @@ make_venv() {
     fi
     say "preparing $VENV ($extras)"
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-    local spec=.
+    local spec=. log=$VENV/pip.log
     [ -n "$extras" ] && spec=".[$extras]"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e "$spec"
+    if ! { "$VENV/bin/python" -m pip install --disable-pip-version-check --upgrade pip \
+           && "$VENV/bin/python" -m pip install --disable-pip-version-check \
+                -c constraints.txt -e "$spec"; } >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        die "pip could not install the packages (full log: $log)"
+    fi
     printf '%s' "$stamp_want" > "$VENV/.stamp"
 }
 
