@@ -14,9 +14,11 @@ import resource
 import signal
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 from appliance import __version__
 from appliance.config.schema import Config
+from appliance.net.monitor import NetworkMonitor
 from appliance.runtime.health import Health, HealthSnapshot, Status
 from appliance.runtime.loopmonitor import LoopMonitor, StallWatcher
 from appliance.runtime.metrics import Metrics
@@ -75,6 +77,7 @@ class Service:
         self.state_dir = resolve_state_dir(config.service.state_dir, self.environ)
         self.subsystems: list[Subsystem] = []
         self.web: WebServer | None = None
+        self.network: NetworkMonitor | None = None
         self._stop_requested: asyncio.Event | None = None
         self._stop_reason = ""
         self._changed: asyncio.Event | None = None
@@ -151,7 +154,15 @@ class Service:
             metrics=self.metrics,
         )
         log.info("web certificate %s (SHA-256 %s)", tls.certificate, fingerprint(tls.certificate))
-        return [self.web]
+        # Link events go to every subscriber (SIP re-registration, ICE host candidates).
+        self.network = NetworkMonitor(
+            self.config.network,
+            self.health,
+            self.metrics,
+            helper_socket=Path(self.config.network.helper_socket),
+        )
+        self.network.subscribe(lambda event: log.info("network: %s", event.describe()))
+        return [self.network, self.web]
 
     def request_stop(self, reason: str) -> None:
         """Begin a graceful stop (idempotent)."""
