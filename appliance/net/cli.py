@@ -16,7 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from appliance.net.defaults import DEFAULT_RESOLV, DEFAULT_SOCKET, DEFAULT_STATE
+from appliance.net.defaults import (
+    DEFAULT_NETWORKD,
+    DEFAULT_RESOLV,
+    DEFAULT_SOCKET,
+    DEFAULT_STATE,
+)
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -331,9 +336,8 @@ def add_helper_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--networkd-dir",
         type=Path,
-        default=None,
-        help="where to write Unmanaged=yes markers (default /run/systemd/network when "
-        "systemd-networkd runs)",
+        default=DEFAULT_NETWORKD,
+        help=f"where to write systemd-networkd Unmanaged=yes markers (default {DEFAULT_NETWORKD})",
     )
     parser.add_argument(
         "--group", default="appliance", help="group allowed to use the socket (default appliance)"

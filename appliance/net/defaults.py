@@ -7,3 +7,5 @@ from pathlib import Path
 DEFAULT_SOCKET = Path("/run/appliance-net/net.sock")
 DEFAULT_RESOLV = Path("/run/appliance-net/resolv.conf")
 DEFAULT_STATE = Path("/var/lib/appliance-net")
+DEFAULT_NETWORKD = Path("/run/appliance-net/networkd")
+"""Where the helper writes its systemd-networkd markers (appliance-net-networkd.path)."""

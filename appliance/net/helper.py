@@ -37,7 +37,7 @@ import sdnotify
 from appliance.config.schema import NetworkConfig
 from appliance.net import protocol
 from appliance.net.checks import check, issues
-from appliance.net.defaults import DEFAULT_RESOLV
+from appliance.net.defaults import DEFAULT_NETWORKD, DEFAULT_RESOLV
 from appliance.net.dhcp import DhcpManager, LeaseInfo
 from appliance.net.model import NetState, desired_from_config, desired_from_snapshot
 from appliance.net.netconfig import dhcp_interfaces, parse_network
@@ -46,10 +46,7 @@ from appliance.net.plan import AddRoute, Plan, PlanError, plan
 from appliance.net.protocol import ProtocolError
 from appliance.net.records import Mode, Record, Store
 from appliance.net.sysfiles import (
-    NETWORKD_DIR,
-    NETWORKD_STATE,
     read_text,
-    reload_networkd,
     render_resolv,
     write_networkd_markers,
     write_resolv,
@@ -111,7 +108,7 @@ class NetHelper:
         state_dir: Path,
         resolv_conf: Path = DEFAULT_RESOLV,
         boot_config: Path | None = None,
-        networkd_dir: Path | None = None,
+        networkd_dir: Path = DEFAULT_NETWORKD,
         access: Access | None = None,
         netns: str | None = None,
     ) -> None:
@@ -549,20 +546,11 @@ class NetHelper:
             log.error("cannot write %s: %s", self.resolv_conf, exc)
 
     def _write_markers(self, network: NetworkConfig | None) -> None:
-        directory = self.networkd_dir
-        explicit = directory is not None
-        if directory is None:
-            if not NETWORKD_STATE.is_dir():
-                return
-            directory = NETWORKD_DIR
         names = [i.name for i in network.interfaces] if network and network.manage else []
         try:
-            changed = write_networkd_markers(directory, names)
+            write_networkd_markers(self.networkd_dir, names)
         except OSError as exc:
-            log.error("cannot write systemd-networkd markers in %s: %s", directory, exc)
-            return
-        if changed and not explicit:
-            reload_networkd()
+            log.error("cannot write systemd-networkd markers in %s: %s", self.networkd_dir, exc)
 
     # DHCP events and subscribers.
 

@@ -4,18 +4,18 @@
   by DHCP, and the DHCP domain as ``search``. It is written atomically to the helper's path
   (``--resolv-conf``, default ``/run/appliance-net/resolv.conf``); the image makes
   ``/etc/resolv.conf`` a symbolic link to it when the box manages its network.
-* When systemd-networkd runs, every interface the helper manages gets a runtime file
-  ``/run/systemd/network/00-appliance-net-NAME.network`` with ``Unmanaged=yes``
-  (systemd.network(5) ``[Link]``): the lowest name wins among matching ``.network`` files, so
-  networkd leaves that interface alone and keeps managing the others.
+* Every interface the helper manages gets a marker ``00-appliance-net-NAME.network`` with
+  ``Unmanaged=yes`` (systemd.network(5) ``[Link]``) in ``/run/appliance-net/networkd``. When
+  systemd-networkd runs, ``appliance-net-networkd.path`` starts a root oneshot that copies
+  the markers into ``/run/systemd/network`` and runs ``networkctl reload``: the lowest file
+  name wins among matching ``.network`` files, so networkd leaves those interfaces alone and
+  keeps managing the others. (The helper itself runs unprivileged and cannot write there.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
-import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -26,9 +26,6 @@ log = logging.getLogger(__name__)
 MAXNS = 3
 """resolv.conf(5): the resolver uses at most three name servers."""
 
-NETWORKD_DIR = Path("/run/systemd/network")
-NETWORKD_STATE = Path("/run/systemd/netif")
-"""Created by systemd-networkd when it runs."""
 MARKER_PREFIX = "00-appliance-net-"
 
 
@@ -98,19 +95,3 @@ def write_networkd_markers(directory: Path, names: Iterable[str]) -> bool:
             atomic_write(path, text.encode(), 0o644)
             changed = True
     return changed
-
-
-def reload_networkd() -> None:
-    """Ask networkd to re-read its files (``networkctl reload``); failures are logged."""
-    networkctl = shutil.which("networkctl")
-    if networkctl is None:
-        return
-    try:
-        result = subprocess.run(  # noqa: S603 - a fixed argument list
-            [networkctl, "reload"], capture_output=True, text=True, timeout=15, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        log.warning("networkctl reload failed: %s", exc)
-        return
-    if result.returncode != 0:
-        log.warning("networkctl reload failed: %s", result.stderr.strip())

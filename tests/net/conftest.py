@@ -30,8 +30,8 @@ import tomlkit
 _counter = itertools.count()
 
 needs_netns = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None,
-    reason="needs root and iproute2 (ip) to create network namespaces",
+    os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("setpriv") is None,
+    reason="needs root, iproute2 (ip) and util-linux (setpriv) for network namespaces",
 )
 
 
@@ -193,8 +193,21 @@ def lab(netns: Callable[[], Namespace]) -> Callable[..., Lab]:
     return make
 
 
+NOBODY = 65534
+UNPRIVILEGED = [
+    "setpriv",
+    f"--reuid={NOBODY}",
+    f"--regid={NOBODY}",
+    "--clear-groups",
+    "--inh-caps=-all,+net_admin,+net_raw",
+    "--ambient-caps=-all,+net_admin,+net_raw",
+    "--bounding-set=-all,+net_admin,+net_raw",
+]
+"""Run the helper as appliance-net.service does: a plain user with two capabilities."""
+
+
 class HelperProcess:
-    """``appliance net-helper`` running inside a namespace, with its own files."""
+    """``appliance net-helper`` inside a namespace, unprivileged, with its own files."""
 
     def __init__(self, ns: Namespace, workdir: Path, *extra: str) -> None:
         self.ns = ns
@@ -216,6 +229,7 @@ class HelperProcess:
             "netns",
             "exec",
             self.ns.name,
+            *UNPRIVILEGED,
             sys.executable,
             "-m",
             "appliance",
@@ -307,6 +321,7 @@ def helper_in() -> Iterator[Callable[..., HelperProcess]]:
 
     def start(ns: Namespace, *extra: str) -> HelperProcess:
         workdir = tempfile.mkdtemp(prefix="nethelper-")  # short: sun_path is 108 bytes
+        os.chown(workdir, NOBODY, NOBODY)
         dirs.append(workdir)
         helper = HelperProcess(ns, Path(workdir), *extra)
         started.append(helper)

@@ -50,6 +50,10 @@ def test_static_apply_then_second_apply_changes_nothing(
     box: tuple[Lab, HelperProcess], tmp_path: Path
 ) -> None:
     world, helper = box
+    assert helper.proc is not None
+    status = Path(f"/proc/{helper.proc.pid}/status").read_text()
+    assert "\nUid:\t65534\t" in status, "the helper runs as a plain user"
+    assert "\nCapEff:\t0000000000003000\n" in status, "with CAP_NET_ADMIN and CAP_NET_RAW only"
     config = write(tmp_path, network_toml(STATIC, ROUTES, dns=["192.0.2.53"]))
     diff = helper.cli("diff", config=config)
     assert diff.returncode == 0, diff.stderr
