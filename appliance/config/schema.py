@@ -486,6 +486,17 @@ class NetworkConfig:
         seen: set[tuple[str, int]] = set()
         for index, route in enumerate(self.routes):
             gateway = ipaddress.ip_address(route.gateway)
+            if route.destination != "default":
+                family = ipaddress.ip_network(route.destination).version
+                if gateway.version != family:
+                    out.append(
+                        (
+                            f"routes.{index}.gateway",
+                            f"expected an IPv{family} gateway for {route.destination}, "
+                            f"found {gateway}",
+                        )
+                    )
+                    continue
             if not has_dhcp and not any(gateway in net for net in subnets):
                 out.append(
                     (

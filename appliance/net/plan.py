@@ -6,8 +6,9 @@ cannot avoid explicit so that every step's inverse undoes exactly that step:
 1. remove routes (those not wanted, and those the kernel would flush later in the plan);
 2. remove addresses (IPv4 secondaries before their primary: deleting a primary deletes the
    secondaries of its subnet unless ``promote_secondaries`` is set, ip-sysctl.rst);
-3. delete VLANs (restores only), 4. create VLANs (lower devices first);
-5. MTU (decreases on upper devices first, increases on lower devices first);
+3. delete VLANs (restores only);
+4. MTU (decreases on upper devices first, increases on lower devices first), so that
+5. VLANs are created (lower devices first) with an MTU their lower device already allows;
 6. bring links up, 7. add addresses (the first of each IPv4 subnet becomes primary),
 8. add routes, 9. take links down.
 
@@ -394,10 +395,6 @@ def plan(desired: Desired, actual: NetState) -> Plan:
     for name in sorted(deleting, key=lambda n: -depth.get(n, 0)):
         link = deleting[name]
         steps.append(DeleteLink(name, link.parent, link.vlan_id, link.mtu, link.up))
-    for name in sorted(creating, key=lambda n: depth.get(n, 0)):
-        spec = creating[name]
-        assert spec.vlan is not None
-        steps.append(CreateVlan(name, spec.vlan.parent, spec.vlan.vlan_id, spec.mtu))
     mtu_changes: list[SetMtu] = []
     for name, spec in present.items():
         link = actual.link(name)
@@ -408,6 +405,10 @@ def plan(desired: Desired, actual: NetState) -> Plan:
     decreases.sort(key=lambda s: -depth.get(s.interface, 0))
     increases.sort(key=lambda s: depth.get(s.interface, 0))
     steps += decreases + increases
+    for name in sorted(creating, key=lambda n: depth.get(n, 0)):
+        spec = creating[name]
+        assert spec.vlan is not None
+        steps.append(CreateVlan(name, spec.vlan.parent, spec.vlan.vlan_id, spec.mtu))
     ups = [
         name
         for name, spec in present.items()
