@@ -10,8 +10,10 @@ Safe changes: before the first netlink change of an apply or a try, the rollback
 prior state of every link the change manages) is written atomically. A try that is not
 confirmed in time is rolled back by a timer; on start, a record left ``applying`` or
 ``pending`` (the helper was killed, the box lost power) is rolled back before anything else.
-A failed step undoes the steps done before it. At start the helper restores the last applied
-network (not the file on disk, which may hold an untried edit).
+A rolled-back try reinstates the record of the apply before it, so ``rollback`` can still
+undo that apply; an apply that changes nothing keeps the record it found. A failed step undoes
+the steps done before it. At start the helper restores the last applied network (not the file
+on disk, which may hold an untried edit).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import stat
 import struct
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -393,8 +395,20 @@ class NetHelper:
             return {"manage": False, "steps": [], "deferred": [], "mode": mode}
         actual = await self.netlink.read_state()
         steps = self._plan(network, actual, text, file)
+        if mode == "apply" and not steps.steps and network == self.applied:
+            # Nothing to do: the record of the change that made this state stays rollbackable.
+            await self._sync(network)
+            return {
+                "manage": True,
+                "mode": mode,
+                "steps": [],
+                "deferred": [r.describe() for r in steps.deferred],
+                "deadline": None,
+                "seconds_left": None,
+            }
         scope = sorted(i.name for i in network.interfaces)
         previous_record = self.record
+        kept = previous_record if mode == "try" and previous_record is not None else None
         now = time.time()
         record = Record(
             mode=mode,
@@ -406,6 +420,7 @@ class NetHelper:
             prior_network=self.applied,
             prior_resolv=read_text(self.resolv_conf),
             network=network,
+            previous=replace(kept, previous=None) if kept is not None else None,
         )
         self.store.save_record(record)
         self._write_markers(network)
@@ -455,6 +470,7 @@ class NetHelper:
             self._timer.cancel()
             self._timer = None
         record.status = "done"
+        record.previous = None
         self.store.save_record(record)
         self.store.save_applied(record.network)
         self._emit({"event": "confirmed"})
@@ -500,8 +516,11 @@ class NetHelper:
         exact = after.comparable() == record.snapshot.comparable()
         if not exact:
             log.error("rollback did not restore the prior state exactly")
-        self.store.clear_record()
-        self.record = None
+        self.record = record.previous
+        if record.previous is not None:
+            self.store.save_record(record.previous)
+        else:
+            self.store.clear_record()
         summary = {
             "reason": reason,
             "at": time.time(),

@@ -52,6 +52,8 @@ class Record:
     prior_resolv: str | None
     """The resolver file before the change (``None``: there was none)."""
     network: NetworkConfig
+    previous: Record | None = None
+    """For a try: the kept record it replaced, reinstated when the try is rolled back."""
 
     @property
     def unfinished(self) -> bool:
@@ -73,6 +75,7 @@ class Record:
             ),
             "prior_resolv": self.prior_resolv,
             "network": network_to_json(self.network),
+            "previous": self.previous.to_json() if self.previous is not None else None,
         }
 
     @classmethod
@@ -86,6 +89,7 @@ class Record:
             if mode not in ("apply", "try") or status not in ("applying", "pending", "done"):
                 raise ValueError(f"unknown mode {mode!r} or status {status!r}")
             prior = data["prior_network"]
+            previous = data.get("previous")
             return cls(
                 mode=mode,
                 status=status,
@@ -96,6 +100,7 @@ class Record:
                 prior_network=None if prior is None else network_from_json(prior),
                 prior_resolv=data["prior_resolv"],
                 network=network_from_json(data["network"]),
+                previous=None if previous is None else cls.from_json(previous),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed rollback record: {exc}") from exc

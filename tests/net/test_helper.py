@@ -51,6 +51,7 @@ def test_static_apply_then_second_apply_changes_nothing(
 ) -> None:
     world, helper = box
     assert helper.proc is not None
+    pristine = world.box.witness(["eth0", "eth1", "eth2"])
     status = Path(f"/proc/{helper.proc.pid}/status").read_text()
     assert "\nUid:\t65534\t" in status, "the helper runs as a plain user"
     assert "\nCapEff:\t0000000000003000\n" in status, "with CAP_NET_ADMIN and CAP_NET_RAW only"
@@ -97,6 +98,10 @@ def test_static_apply_then_second_apply_changes_nothing(
     }
     human = helper.cli("show")
     assert "eth0" in human.stdout and "192.0.2.11/24  (secondary)" in human.stdout
+
+    rolled = helper.cli("rollback")
+    assert rolled.returncode == 0, rolled.stderr
+    assert world.box.witness(["eth0", "eth1", "eth2"]) == pristine, "rollback undoes the change"
 
 
 def test_changing_addresses_and_routes(box: tuple[Lab, HelperProcess], tmp_path: Path) -> None:
@@ -150,7 +155,8 @@ def test_try_not_confirmed_restores_state_exactly(
     assert world.box.witness() == before
     shown = json.loads(helper.cli("show", "--json").stdout)
     assert shown["last_rollback"]["exact"] is True
-    assert shown["pending"] is None
+    assert (shown["pending"]["mode"], shown["pending"]["status"]) == ("apply", "done")
+    assert "A try is pending" not in helper.cli("show").stdout
     assert "not confirmed within 2 s" in shown["last_rollback"]["reason"]
 
 
@@ -183,6 +189,7 @@ def test_kill_during_try_rolls_back_on_next_start(
 ) -> None:
     world, helper = box
     first = [{"name": "eth0", "addresses": ["192.0.2.10/24"]}]
+    pristine = world.box.witness()
     assert helper.cli("apply", config=write(tmp_path, network_toml(first))).returncode == 0
     before = world.box.witness()
     tried = helper.cli(
@@ -198,6 +205,11 @@ def test_kill_during_try_rolls_back_on_next_start(
     helper.start()
     assert "the helper stopped during an unfinished try" in helper.log
     assert world.box.witness() == before
+    record = json.loads((helper.state / "net" / "rollback.json").read_text())
+    assert (record["mode"], record["status"]) == ("apply", "done"), "the apply's record is back"
+    rolled = helper.cli("rollback")
+    assert rolled.returncode == 0, rolled.stderr
+    assert world.box.witness() == pristine
     assert not (helper.state / "net" / "rollback.json").exists()
 
 

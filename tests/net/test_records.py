@@ -51,6 +51,19 @@ def test_record_round_trip_is_private_and_atomic(tmp_path: Path) -> None:
     assert store.load_record() is None
 
 
+def test_a_try_keeps_the_record_it_replaced(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.prepare()
+    kept = Record(**{**record().__dict__, "mode": "apply", "status": "done", "deadline": None})
+    tried = Record(**{**record().__dict__, "previous": kept})
+    store.save_record(tried)
+    loaded = store.load_record()
+    assert loaded == tried
+    assert loaded is not None and loaded.previous is not None
+    assert (loaded.previous.mode, loaded.previous.status) == ("apply", "done")
+    assert not loaded.previous.unfinished
+
+
 def test_unusable_record_is_kept_aside(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     store = Store(tmp_path)
     store.prepare()
