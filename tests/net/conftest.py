@@ -87,7 +87,8 @@ class Namespace:
             info = link.get("linkinfo", {})
             data = info.get("info_data", {})
             vlan = data.get("id", 0) if info.get("info_kind") == "vlan" else 0
-            parent = by_index.get(link.get("link_index", 0), "") if vlan else ""
+            parent = link.get("link") or by_index.get(link.get("link_index", 0), "")
+            parent = parent if vlan else ""
             out_links.append(
                 (link["ifname"], "UP" in link["flags"], link["mtu"], vlan, parent or "")
             )
@@ -221,7 +222,7 @@ class HelperProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.start()
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         self.socket.unlink(missing_ok=True)
         self.lines.clear()
         args = [
