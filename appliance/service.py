@@ -14,6 +14,7 @@ import resource
 import signal
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 from appliance import __version__
 from appliance.config.schema import Config
@@ -23,8 +24,9 @@ from appliance.runtime.metrics import Metrics
 from appliance.runtime.statedir import ensure_state_dir, resolve_state_dir
 from appliance.runtime.subsystem import Subsystem
 from appliance.runtime.watchdog import Notifier, Watchdog, watchdog_interval
+from appliance.sip.service import SipService
 from appliance.web.server import WebServer
-from appliance.web.tls import ensure_certificate, fingerprint
+from appliance.web.tls import TlsFiles, ensure_certificate, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class Service:
         self.state_dir = resolve_state_dir(config.service.state_dir, self.environ)
         self.subsystems: list[Subsystem] = []
         self.web: WebServer | None = None
+        self.sip: SipService | None = None
         self._stop_requested: asyncio.Event | None = None
         self._stop_reason = ""
         self._changed: asyncio.Event | None = None
@@ -151,7 +154,20 @@ class Service:
             metrics=self.metrics,
         )
         log.info("web certificate %s (SHA-256 %s)", tls.certificate, fingerprint(tls.certificate))
-        return [self.web]
+        sip_config = self.config.sip
+        sip_tls = tls
+        if sip_config.tls_certificate:
+            sip_tls = TlsFiles(Path(sip_config.tls_certificate), Path(sip_config.tls_private_key))
+        self.sip = SipService(
+            sip_config,
+            self.config.operators,
+            box_name=self.config.service.name,
+            state_dir=self.state_dir,
+            tls=sip_tls if sip_config.tls_port else None,
+            health=self.health,
+            metrics=self.metrics,
+        )
+        return [self.web, self.sip]
 
     def request_stop(self, reason: str) -> None:
         """Begin a graceful stop (idempotent)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from appliance.sip.grammar import Scanner, SipSyntaxError, quote
 
 ALGORITHMS = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
-PREFERENCE = ("SHA-256", "MD5")  # RFC 7616 §3.7: the client picks the strongest it knows
+PREFERENCE = ("SHA-256", "MD5")  # RFC 8760 §2.4: the order a server lists them in
 
 
 def _h(algorithm: str, text: str) -> str:
@@ -102,12 +102,12 @@ class Challenge:
 
 
 def best_challenge(values: list[str], *, proxy: bool) -> Challenge | None:
-    """The challenge with the strongest algorithm among several (RFC 8760 §2.4)."""
-    parsed = [c for c in (Challenge.parse(v, proxy=proxy) for v in values) if c is not None]
-    for algorithm in PREFERENCE:
-        for challenge in parsed:
-            if challenge.algorithm == algorithm:
-                return challenge
+    """The first challenge this client supports: servers list them by preference
+    (RFC 7616 §3.7, RFC 8760 §2.4)."""
+    for value in values:
+        challenge = Challenge.parse(value, proxy=proxy)
+        if challenge is not None:
+            return challenge
     return None
 
 
@@ -160,9 +160,15 @@ class DigestServer:
     """Issues challenges and checks answers for one realm (RFC 7616 §3.3, §3.4)."""
 
     def __init__(
-        self, realm: str, *, nonce_lifetime: float = 300.0, secret: bytes | None = None
+        self,
+        realm: str,
+        *,
+        nonce_lifetime: float = 300.0,
+        secret: bytes | None = None,
+        algorithms: tuple[str, ...] = PREFERENCE,
     ) -> None:
         self.realm = realm
+        self.algorithms = algorithms
         self.nonce_lifetime = nonce_lifetime
         self._secret = secret or secrets.token_bytes(32)
         self._seen: dict[str, tuple[float, int]] = {}  # nonce -> (issued, highest nc)
@@ -188,12 +194,12 @@ class DigestServer:
         return issued
 
     def challenges(self, now: float, *, stale: bool = False) -> list[str]:
-        """``WWW-Authenticate`` values: SHA-256 first, then MD5 (RFC 8760 §2.4)."""
+        """``WWW-Authenticate`` values, one per algorithm, preferred first (RFC 8760 §2.4)."""
         extra = ", stale=true" if stale else ""
         return [
             f'Digest realm={quote(self.realm)}, nonce="{self._nonce(now)}", algorithm={alg}, '
             f'qop="auth"{extra}'
-            for alg in PREFERENCE
+            for alg in self.algorithms
         ]
 
     def verify(

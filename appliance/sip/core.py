@@ -139,6 +139,7 @@ class CoreConfig:
     min_expires: int = 60
     max_expires: int = 3600
     default_expires: int = 3600
+    digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
     session_expires: int = 1800
     min_se: int = 90
     upstream: UpstreamSettings | None = None
@@ -237,7 +238,9 @@ class SipCore:
     def __init__(self, config: CoreConfig, now: float = 0.0) -> None:
         self.config = config
         self.registrar = Registrar(config.min_expires, config.max_expires, config.default_expires)
-        self.digest = DigestServer(config.domain or "appliance")
+        self.digest = DigestServer(
+            config.domain or "appliance", algorithms=config.digest_algorithms
+        )
         self.legs: dict[str, Leg] = {}
         self.stats: dict[str, int] = {"received": 0, "malformed": 0, "sent": 0, "bad_requests": 0}
         self._out: list[tuple[bytes, Peer]] = []
@@ -1704,8 +1707,9 @@ class SipCore:
 
     @property
     def busy(self) -> bool:
-        """Whether transactions are still running (a graceful stop may wait for them)."""
-        return bool(self._client)
+        """Whether a request of ours still waits for its final response."""
+        waiting = (State.CALLING, State.TRYING, State.PROCEEDING)
+        return any(tx.state in waiting for tx in self._client.values())
 
 
 def _same_peer(a: Peer, b: Peer) -> bool:

@@ -41,14 +41,17 @@ def test_rfc2069_compatibility_without_qop() -> None:
     assert len(digest) == 32
 
 
-def test_challenge_choice_prefers_sha256() -> None:
+def test_client_takes_the_first_challenge_it_supports() -> None:
     values = [
-        'Digest realm="r", nonce="n1", algorithm=MD5, qop="auth"',
-        'Digest realm="r", nonce="n2", algorithm=SHA-256, qop="auth,auth-int"',
         'Basic realm="r"',
+        'Digest realm="r", nonce="n0", algorithm=SHA-512-256, qop="auth"',
+        'Digest realm="r", nonce="n2", algorithm=SHA-256, qop="auth,auth-int"',
+        'Digest realm="r", nonce="n1", algorithm=MD5, qop="auth"',
     ]
     best = best_challenge(values, proxy=False)
     assert best is not None and (best.algorithm, best.nonce, best.qop) == ("SHA-256", "n2", "auth")
+    first = DigestServer("r", algorithms=("MD5", "SHA-256")).challenges(0)
+    assert "algorithm=MD5" in first[0] and "algorithm=SHA-256" in first[1]
     assert Challenge.parse('Digest realm="r", nonce="n", qop="auth-int"', proxy=False) is None
     assert Challenge.parse('Digest realm="r", nonce="n", algorithm=SHA-512', proxy=False) is None
     assert parse_auth_params('Digest a="x, y", b=z') == ("Digest", {"a": "x, y", "b": "z"})
