@@ -1096,12 +1096,11 @@ class SipCore:
                         return None
                     if best.flow.transport == "udp":
                         return contact, best.flow, False
+                    # A stream flow: its connection while open, else a new connection to
+                    # the Contact's address over the transport the phone registered with.
                     hop = next_hop(contact)
-                    return (
-                        contact,
-                        Peer(hop.transport, hop.host, hop.port, best.flow.connection),
-                        False,
-                    )
+                    flow = best.flow
+                    return contact, Peer(flow.transport, hop.host, hop.port, flow.connection), False
                 if local:
                     return self._via_upstream(user)
             if self.upstream is not None and self.upstream.settings.outbound_proxy is not None:

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config.schema import RegistrarConfig, SipAccount, SipConfig
+from appliance.config.schema import (
+    Operator,
+    RegistrarConfig,
+    SipAccount,
+    SipConfig,
+    UpstreamConfig,
+)
 from appliance.runtime.health import Health
 from appliance.runtime.metrics import Metrics
 from appliance.sip.events import (
@@ -25,6 +31,7 @@ from appliance.sip.events import (
     CallProgress,
     EndCause,
     IncomingCall,
+    RegistrationState,
     SipEvent,
 )
 from appliance.sip.service import SipService
@@ -280,3 +287,43 @@ async def test_box_call_survives_losing_every_first_copy(box: SipService) -> Non
     assert code == 0, trace
     assert {"INVITE", "ACK", "BYE"} <= relay.kinds("outer")
     assert {"180", "200"} <= relay.kinds("inner")
+
+
+async def test_upstream_registration_with_digest() -> None:
+    """The box registers an operator identity with a PBX that challenges it."""
+    pbx_port = free_udp_tcp_port()
+    pbx = asyncio.get_running_loop().create_task(
+        sipp("upstream_registrar.xml", None, transport="udp", port=pbx_port)
+    )
+    await asyncio.sleep(0.5)
+    port = free_udp_tcp_port()
+    config = SipConfig(
+        addresses=["127.0.0.1"], udp_port=port, tcp_port=0, tls_port=0,
+        upstream=UpstreamConfig(enabled=True, registrar=f"sip:127.0.0.1:{pbx_port}",
+                                username="box", password="pbx-secret", expires=120,
+                                keepalive_interval=0),
+    )  # fmt: skip
+    operator = Operator(name="alice", password_hash="scrypt$1$1$1$" + "00" * 16 + "$" + "00" * 32)
+    with tempfile.TemporaryDirectory() as state:
+        health = Health()
+        service = SipService(
+            config,
+            [operator],
+            box_name="box",
+            state_dir=Path(state),
+            tls=None,
+            health=health,
+            metrics=Metrics(),
+        )
+        states: list[RegistrationState] = []
+        service.subscribe(lambda e: states.append(e) if isinstance(e, RegistrationState) else None)
+        await service.start()
+        try:
+            code, trace = await pbx
+            assert code == 0, trace
+            assert states and states[-1].state == "registered"
+            assert (states[-1].aor, states[-1].expires) == ("alice", 120)
+            assert "credentials seen" in trace or "Authorization: Digest" in trace
+            assert health.snapshot().components[0].status.value == "ok"
+        finally:
+            await service.stop()
