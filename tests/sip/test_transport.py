@@ -63,8 +63,7 @@ def options(transport: str, port: int, branch: str = "z9hG4bKopt1") -> bytes:
 
 
 async def read_response(reader: asyncio.StreamReader) -> bytes:
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-    return head
+    return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
 
 
 async def test_tcp_keepalive_and_options_on_one_connection(open_box: SipService) -> None:
