@@ -8,10 +8,14 @@ strings or ``<...>`` URIs.
 
 from __future__ import annotations
 
+import re
+
 # RFC 3261 §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'"
 # / "~")
 TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 WSP = " \t"
+_TOKEN_RUN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+_WS_RUN = re.compile(r"[ \t]*")
 
 
 class SipSyntaxError(ValueError):
@@ -20,7 +24,7 @@ class SipSyntaxError(ValueError):
 
 def is_token(text: str) -> bool:
     """Whether ``text`` is a non-empty token (RFC 3261 §25.1)."""
-    return bool(text) and all(c in TOKEN_CHARS for c in text)
+    return _TOKEN_RUN.fullmatch(text) is not None
 
 
 def quote(text: str) -> str:
@@ -44,10 +48,9 @@ class Scanner:
 
     def skip_ws(self) -> None:
         """Skip spaces and tabs (folding is already undone by the message parser)."""
-        text, pos = self.text, self.pos
-        while pos < len(text) and text[pos] in WSP:
-            pos += 1
-        self.pos = pos
+        match = _WS_RUN.match(self.text, self.pos)
+        if match is not None:
+            self.pos = match.end()
 
     def peek(self) -> str:
         """The next character after white space, or '' at the end."""
@@ -70,6 +73,13 @@ class Scanner:
     def token(self, chars: frozenset[str] = TOKEN_CHARS) -> str:
         """A non-empty run of ``chars`` (a token by default)."""
         self.skip_ws()
+        if chars is TOKEN_CHARS:
+            match = _TOKEN_RUN.match(self.text, self.pos)
+            if match is None:
+                found = self.text[self.pos : self.pos + 10] or "end of value"
+                raise SipSyntaxError(f"expected a token at {found!r}")
+            self.pos = match.end()
+            return match.group()
         text, start = self.text, self.pos
         pos = start
         while pos < len(text) and text[pos] in chars:
@@ -126,8 +136,26 @@ class Scanner:
         return out
 
 
+_PARAM_VALUE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~\[\]:]+")
+
+
+def fast_params(text: str) -> dict[str, str | None] | None:
+    """``;a=b;c`` without quotes or white space, or None to use the full scanner."""
+    if '"' in text or " " in text or "\t" in text:
+        return None
+    out: dict[str, str | None] = {}
+    for part in text.split(";")[1:]:
+        name, eq, value = part.partition("=")
+        if not _TOKEN_RUN.fullmatch(name) or (eq and not _PARAM_VALUE.fullmatch(value)):
+            return None
+        out[name.lower()] = value if eq else None
+    return out
+
+
 def split_commas(value: str) -> list[str]:
     """Split a comma-separated header value, respecting quotes and ``<...>`` (RFC 3261 §7.3.1)."""
+    if "," not in value:
+        return [value.strip()]
     parts: list[str] = []
     depth = 0
     quoted = False

@@ -7,6 +7,7 @@ here: name-addr/addr-spec with parameters (§20.10, §25.1), Via (§20.42), CSeq
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -14,6 +15,7 @@ from appliance.sip.grammar import (
     TOKEN_CHARS,
     Scanner,
     SipSyntaxError,
+    fast_params,
     format_params,
     is_token,
     quote,
@@ -67,10 +69,13 @@ class Headers:
     __slots__ = ("_items",)
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str]] = [(canonical_name(n), v) for n, v in items]
+        # (spelling, value, lower-cased long name) per field, in order.
+        self._items: list[tuple[str, str, str]] = []
+        for name, value in items:
+            self.add(name, value)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._items)
+        return ((n, v) for n, v, _ in self._items)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -78,8 +83,8 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = canonical_name(name).lower()
-        return any(n.lower() == key for n, _ in self._items)
+        key = _key(name)
+        return any(k == key for _, _, k in self._items)
 
     def copy(self) -> Headers:
         """An independent copy."""
@@ -89,23 +94,23 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The first field's value, or None."""
-        key = canonical_name(name).lower()
-        for n, v in self._items:
-            if n.lower() == key:
+        key = _key(name)
+        for _, v, k in self._items:
+            if k == key:
                 return v
         return None
 
     def lines(self, name: str) -> list[str]:
         """Every field's value as received, one per header line."""
-        key = canonical_name(name).lower()
-        return [v for n, v in self._items if n.lower() == key]
+        key = _key(name)
+        return [v for _, v, k in self._items if k == key]
 
     def values(self, name: str) -> list[str]:
         """Every value, comma-separated list headers split into elements (§7.3.1)."""
-        key = canonical_name(name).lower()
+        key = _key(name)
         out: list[str] = []
-        for n, v in self._items:
-            if n.lower() != key:
+        for _, v, k in self._items:
+            if k != key:
                 continue
             if key in LIST_HEADERS:
                 out.extend(p for p in split_commas(v) if p)
@@ -115,39 +120,49 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         """Append a field."""
-        self._items.append((canonical_name(name), value))
+        name = canonical_name(name)
+        self._items.append((name, value, name.lower()))
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a field before every other field of that name (or first of all)."""
         name = canonical_name(name)
         key = name.lower()
-        for index, (n, _) in enumerate(self._items):
-            if n.lower() == key:
-                self._items.insert(index, (name, value))
+        for index, (_, _, k) in enumerate(self._items):
+            if k == key:
+                self._items.insert(index, (name, value, key))
                 return
-        self._items.insert(0, (name, value))
+        self._items.insert(0, (name, value, key))
 
     def set(self, name: str, value: str) -> None:
         """Replace every field of that name with one (in the first one's place)."""
         name = canonical_name(name)
         key = name.lower()
-        out: list[tuple[str, str]] = []
+        out: list[tuple[str, str, str]] = []
         placed = False
-        for n, v in self._items:
-            if n.lower() == key:
+        for item in self._items:
+            if item[2] == key:
                 if not placed:
-                    out.append((name, value))
+                    out.append((name, value, key))
                     placed = True
             else:
-                out.append((n, v))
+                out.append(item)
         if not placed:
-            out.append((name, value))
+            out.append((name, value, key))
         self._items = out
 
     def remove(self, name: str) -> None:
         """Drop every field of that name."""
-        key = canonical_name(name).lower()
-        self._items = [(n, v) for n, v in self._items if n.lower() != key]
+        key = _key(name)
+        self._items = [item for item in self._items if item[2] != key]
+
+
+def _key(name: str) -> str:
+    return canonical_name(name).lower()
+
+
+# Fast paths for the common, tidy shapes; anything else goes through the Scanner.
+_NAME_ADDR = re.compile(r'^(?:"([^"\\]*)"[ \t]*|([^"<]*))<([^<>\s]+)>((?:;[^;]*)*)$')
+_VIA = re.compile(r"^SIP/2\.0/([A-Za-z]+) ([^;\s]+)((?:;[^;\s]*)*)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -161,6 +176,18 @@ class NameAddr:
     @classmethod
     def parse(cls, text: str) -> NameAddr:
         """Parse a From/To/Contact/Route-style value (RFC 3261 §25.1)."""
+        fast = _NAME_ADDR.match(text)
+        if fast is not None:
+            params = fast_params(fast.group(4))
+            if params is not None:
+                quoted, plain, uri = fast.group(1), fast.group(2), fast.group(3)
+                display = quoted if quoted is not None else (" ".join(plain.split()) or None)
+                if (
+                    display is None
+                    or quoted is not None
+                    or all(is_token(w) for w in display.split())
+                ):
+                    return cls(parse_uri(uri), display, params)
         scan = Scanner(text)
         display: str | None = None
         if scan.peek() == '"':
@@ -229,6 +256,12 @@ class Via:
     @classmethod
     def parse(cls, text: str) -> Via:
         """Parse one Via element (LWS is allowed around '/' and ';', see RFC 4475 §3.1.1.1)."""
+        fast = _VIA.match(text)
+        if fast is not None:
+            params = fast_params(fast.group(3))
+            if params is not None and params.get("branch", "x"):
+                host, port = _host_port(fast.group(2))
+                return cls(fast.group(1).upper(), host, port, params)
         scan = Scanner(text)
         if scan.token().upper() != "SIP":
             raise SipSyntaxError("Via protocol must be SIP")

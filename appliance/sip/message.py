@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from appliance.sip.grammar import TOKEN_CHARS, SipSyntaxError
+from appliance.sip.grammar import SipSyntaxError, is_token
 from appliance.sip.headers import CSeq, Headers, NameAddr, Via, parse_contacts, parse_int
 from appliance.sip.uri import Uri, parse_uri
 
@@ -197,7 +197,7 @@ def _unfold(head: str, limits: Limits) -> tuple[str, list[tuple[str, str]]]:
             continue
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")
-        if not colon or not name or not all(c in TOKEN_CHARS for c in name):
+        if not colon or not is_token(name):
             raise ParseError(f"malformed header line {line[:40]!r}")
         fields.append((name, value.strip(" \t")))
     return start, fields
@@ -239,7 +239,7 @@ def _request_line(start: str, headers: Headers) -> Request:
     if len(parts) != 3 or not all(parts):
         raise ParseError(f"malformed request line {start[:60]!r}")
     method, raw_uri, version = parts
-    if not all(c in TOKEN_CHARS for c in method):
+    if not is_token(method):
         raise ParseError(f"bad method {method[:20]!r}")
     version_match = _VERSION.match(version)
     if not version_match:

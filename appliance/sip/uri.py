@@ -17,7 +17,8 @@ from appliance.sip.grammar import SipSyntaxError
 _HOSTNAME = re.compile(
     r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.?$"
 )
-_IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4 = re.compile(rf"^{_OCTET}(?:\.{_OCTET}){{3}}$")
 # RFC 3261 §25.1 user part: unreserved / escaped / user-unreserved.
 _USER = re.compile(r"^(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+$")
 _PASSWORD = re.compile(r"^(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})*$")
@@ -34,11 +35,9 @@ def valid_host(host: str) -> bool:
             return False
         return True
     if _IPV4.match(host):
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            return False
         return True
+    if host[:1].isdigit() and host.replace(".", "").isdigit():
+        return False  # all digits but not a valid IPv4 address
     return bool(_HOSTNAME.match(host)) and len(host) <= 255
 
 

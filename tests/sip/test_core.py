@@ -547,3 +547,41 @@ def test_responses_follow_received_and_rport() -> None:
     assert isinstance(response, Response)
     assert response.top_via.params["received"] == "198.51.100.7"
     assert response.top_via.params["rport"] == "40000"
+
+
+def test_cancel_after_the_200_changes_nothing() -> None:
+    """§9.2: a CANCEL for an answered INVITE gets 200 but no 487; the call goes on."""
+    h = harness()
+    phone = Phone()
+    call, invite = incoming_invite(h, phone)
+    h.core.answer(call.leg, BOX_SDP, h.now)
+    h.take()
+    from appliance.sip.message import parse_message
+
+    parsed = parse_message(invite)
+    assert isinstance(parsed, Request)
+    cancel = Request("CANCEL", parsed.uri)
+    for name in ("Via", "From", "To", "Call-ID", "Max-Forwards"):
+        cancel.headers.add(name, parsed.headers.get(name) or "")
+    cancel.headers.add("CSeq", f"{parsed.cseq.number} CANCEL")
+    h.deliver(cancel.encode(), phone.peer)
+    assert [(r.cseq.method, r.status) for r in h.responses()] == [("CANCEL", 200)]
+    assert call.leg in h.core.legs
+    assert [e for e in h.take_events() if isinstance(e, CallEnded)] == []
+
+
+def test_shutdown_hangs_up_everything() -> None:
+    h = harness()
+    phone = registered(h)
+    ringing_in, _ = incoming_invite(h, Phone(user="1002", password="secret-1002", port=5070))
+    out_leg, invite, _ = outgoing_invite(h)
+    h.deliver(phone.answer(invite, 200, body=SDP), phone.peer)
+    h.take()
+    h.take_events()
+    h.core.shutdown(h.now)
+    sent = h.take()
+    methods = sorted(m.method for m, _ in sent if isinstance(m, Request))
+    statuses = [m.status for m, _ in sent if isinstance(m, Response)]
+    assert methods == ["BYE"] and 480 in statuses
+    ended = {e.leg: e.cause for e in h.take_events() if isinstance(e, CallEnded)}
+    assert ended == {out_leg: EndCause.SHUTDOWN, ringing_in.leg: EndCause.REJECTED}
