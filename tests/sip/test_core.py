@@ -21,7 +21,7 @@ from appliance.sip.events import (
     OfferReceived,
     RequestCompleted,
 )
-from appliance.sip.message import Request, Response
+from appliance.sip.message import Request, Response, parse_message
 from tests.sip.scripted import BOX, Harness, Phone, harness
 
 SDP = (
@@ -194,8 +194,7 @@ def test_cancel_before_answer() -> None:
     call, invite = incoming_invite(h, phone)
     h.core.ringing(call.leg, h.now)
     h.take()
-    request = Request.__new__(Request)
-    parsed = __import__("appliance.sip.message", fromlist=["parse_message"]).parse_message(invite)
+    parsed = parse_message(invite)
     assert isinstance(parsed, Request)
     cancel = (
         parsed.encode()
@@ -209,7 +208,6 @@ def test_cancel_before_answer() -> None:
     assert h.take_events() == [
         CallEnded(call.leg, EndCause.REMOTE_CANCELLED, 487, "Request Terminated")
     ]
-    del request
 
 
 def test_incoming_reinvite_hold_and_glare() -> None:
@@ -556,8 +554,6 @@ def test_cancel_after_the_200_changes_nothing() -> None:
     call, invite = incoming_invite(h, phone)
     h.core.answer(call.leg, BOX_SDP, h.now)
     h.take()
-    from appliance.sip.message import parse_message
-
     parsed = parse_message(invite)
     assert isinstance(parsed, Request)
     cancel = Request("CANCEL", parsed.uri)
