@@ -86,7 +86,8 @@ REASONS = {
     100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
     183: "Session Progress", 200: "OK", 400: "Bad Request", 401: "Unauthorized",
     403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-    415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
+    406: "Not Acceptable", 415: "Unsupported Media Type", 416: "Unsupported URI Scheme",
+    420: "Bad Extension",
     422: "Session Interval Too Small", 423: "Interval Too Brief",
     480: "Temporarily Unavailable", 481: "Call/Transaction Does Not Exist",
     482: "Loop Detected", 486: "Busy Here", 487: "Request Terminated",
@@ -381,14 +382,20 @@ class SipCore:
         self._reply_stateless(head, source, exc.status, reason)
 
     def _reply_stateless(self, request: Request, source: Peer, status: int, reason: str) -> None:
-        """Answer without a transaction when the request cannot be handled (§8.2)."""
+        """Answer without a transaction when the request cannot be handled (§8.2).
+
+        With a usable top Via the response follows §18.2.2; with a broken one it goes back
+        to the address the request came from, its header fields copied as received.
+        """
+        if not request.headers.lines("Via"):
+            log.info("cannot answer a request without Via from %s", source)
+            return
         try:
             self._stamp_via(request, source)
-            response = _make_response(request, status, _one_line(reason), to_tag=new_tag())
             peer = self._response_peer(request, source)
         except SipSyntaxError:
-            log.info("cannot answer a malformed request from %s", source)
-            return
+            peer = source
+        response = _make_response(request, status, _one_line(reason), to_tag=new_tag())
         self.stats["bad_requests"] += 1
         self._out.append((response.encode(), peer))
 
@@ -496,6 +503,11 @@ class SipCore:
         unsupported = [o for o in required if o not in SUPPORTED]
         if unsupported and method not in ("CANCEL",):  # §8.2.2.3
             return 420, "Bad Extension", [("Unsupported", ", ".join(unsupported))]
+        if method == "INVITE" and "Accept" in request.headers:
+            # §21.4.7: the answer is SDP; a UAC that accepts none of it gets 406.
+            accepts = [a.split(";")[0].strip().lower() for a in request.headers.values("Accept")]
+            if not {"application/sdp", "application/*", "*/*"} & set(accepts):
+                return 406, "Not Acceptable", [("Accept", "application/sdp")]
         if request.body:
             encodings = [e.lower() for e in request.headers.values("Content-Encoding")]
             if any(e != "identity" for e in encodings):  # §8.2.3
@@ -590,8 +602,8 @@ class SipCore:
         log.info("refused %s from %s: %s", request.method, source, verdict.reason)
         if verdict.stale:
             self._challenge(tx, now, stale=True)
-        elif verdict.reason == "nonce not issued here":
-            self._challenge(tx, now)  # e.g. a nonce from before a restart
+        elif verdict.reason in ("nonce not issued here", "not Digest credentials"):
+            self._challenge(tx, now)  # a nonce from before a restart; an unknown scheme
         elif verdict.reason in (
             "wrong password",
             "unknown user",
@@ -622,7 +634,7 @@ class SipCore:
         if not self._authenticate(request, tx, source, now)[0]:
             return
         contacts = request.contacts
-        if not contacts or len(contacts) != 1:
+        if contacts is None or len(contacts) > 1:  # §8.1.1.8; none is tolerated (RFC 2543)
             self._respond(tx, 400, now, reason="Bad Request (INVITE needs one Contact)")
             return
         timer = self._session_timer_for(request)
@@ -964,7 +976,10 @@ class SipCore:
 
     def _on_register(self, request: Request, tx: AnyServer, source: Peer, now: float) -> None:
         to = request.to
-        if not isinstance(to.uri, SipUri) or not to.uri.user:
+        if not isinstance(to.uri, SipUri):  # RFC 4475 §3.3.4: 400 from a registrar
+            self._respond(tx, 400, now, reason="Bad Request (To is not a SIP address)")
+            return
+        if not to.uri.user:
             self._respond(tx, 404, now, reason="Not Found (no user in To)")
             return
         aor = to.uri.user_unescaped or ""

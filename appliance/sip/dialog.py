@@ -37,17 +37,19 @@ class Dialog:
     def as_uas(cls, request: Request, local_tag: str, flow: Peer) -> Dialog:
         """A dialog from the INVITE we answer (§12.1.1): route set in Record-Route order."""
         contacts = request.contacts or []
-        if len(contacts) != 1:
+        if len(contacts) > 1:
             raise SipSyntaxError("a dialog-creating request needs exactly one Contact")
         remote = request.from_
         local = request.to
+        # RFC 2543 requests may lack a Contact: the From URI is the target then.
+        target = contacts[0].uri if contacts else remote.uri
         return cls(
             call_id=request.call_id,
             local_tag=local_tag,
             remote_tag=remote.tag or "",
             local=NameAddr(local.uri, local.display_name, _without_tag(local.params)),
             remote=NameAddr(remote.uri, remote.display_name, _without_tag(remote.params)),
-            remote_target=contacts[0].uri,
+            remote_target=target,
             route_set=[NameAddr.parse(v) for v in request.headers.values("Record-Route")],
             local_seq=random.randint(1, 2**30),  # noqa: S311 - not a secret, §8.1.1.5
             remote_seq=request.cseq.number,

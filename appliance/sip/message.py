@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from appliance.sip.grammar import SipSyntaxError, is_token
 from appliance.sip.headers import CSeq, Headers, NameAddr, Via, parse_contacts, parse_int
-from appliance.sip.uri import Uri, parse_uri
+from appliance.sip.uri import AbsoluteUri, Uri, parse_uri
 
 SIP_VERSION = "SIP/2.0"
 _STATUS_LINE = re.compile(r"^SIP/(\d+)\.(\d+) (\d{3}) (.*)$", re.DOTALL)
@@ -58,11 +58,11 @@ class Message:
 
     @property
     def call_id(self) -> str:
-        """Call-ID (§20.8)."""
-        value = self.headers.get("Call-ID")
-        if not value or any(c.isspace() for c in value.strip()):
-            raise SipSyntaxError("missing or bad Call-ID")
-        return value.strip()
+        """Call-ID (§20.8): exactly one, a word without white space."""
+        lines = self.headers.lines("Call-ID")
+        if len(lines) != 1 or not lines[0] or any(c.isspace() for c in lines[0].strip()):
+            raise SipSyntaxError("expected exactly one Call-ID")
+        return lines[0].strip()
 
     @property
     def cseq(self) -> CSeq:
@@ -237,7 +237,7 @@ def _request_line(start: str, headers: Headers) -> Request:
     """``Method SP Request-URI SP SIP-Version`` with exactly single spaces (§25.1)."""
     parts = start.split(" ")
     if len(parts) != 3 or not all(parts):
-        raise ParseError(f"malformed request line {start[:60]!r}")
+        raise ParseError(f"malformed request line {start[:60]!r}", _answerable(start, headers))
     method, raw_uri, version = parts
     if not is_token(method):
         raise ParseError(f"bad method {method[:20]!r}")
@@ -247,11 +247,22 @@ def _request_line(start: str, headers: Headers) -> Request:
     try:
         uri = parse_uri(raw_uri)
     except SipSyntaxError as exc:
-        raise ParseError(f"bad Request-URI: {exc}") from None
+        raise ParseError(
+            f"bad Request-URI: {exc}", Request(method, AbsoluteUri(raw_uri), headers)
+        ) from None
     request = Request(method, uri, headers)
     if (version_match.group(1), version_match.group(2)) != ("2", "0"):
         raise ParseError("SIP version not supported", head=request, status=505)
     return request
+
+
+def _answerable(start: str, headers: Headers) -> Request | None:
+    """A head to answer a request whose request line is malformed but whose method and
+    version are recognisable (RFC 4475 §3.1.2.8-10 ask for 400)."""
+    words = start.split()
+    if len(words) >= 3 and is_token(words[0]) and _VERSION.match(words[-1]):
+        return Request(words[0], AbsoluteUri(" ".join(words[1:-1])), headers)
+    return None
 
 
 def _frame_body(message: Request | Response, body: bytes, stream: bool) -> None:

@@ -105,8 +105,7 @@ MESSAGES: tuple[TortureMessage, ...] = (
             b" <sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*@example.com>\r\n"
             b"From: token1~` token2'+_ token3*%!.- <sip:mundane@example.com>;fromParam''~+*_!.-%="
             b'"\xd1\x80\xd0\xb0\xd0\xb1\xd0\xbe\xd1\x82\xd0\xb0\xd1\x8e\xd1\x89\xd0\xb8\xd0\xb9'
-            b'"'
-            b";tag=_token~1'+`*%!-.\r\n"
+            b"\";tag=_token~1'+`*%!-.\r\n"
             b"Call-ID: intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{\r\n"
             b"CSeq: 139122385 !interesting-Method0123456789_*+`.%indeed'~\r\n"
             b"Max-Forwards: 255\r\n"
@@ -221,35 +220,35 @@ MESSAGES: tuple[TortureMessage, ...] = (
         data=(
             b"INVITE sip:user@example.com SIP/2.0\r\n"
             b'To: "I have a user name of '
-            + b"extreme" * 10
+            + (b"extreme" * 10)
             + b' proportion"<sip:user@example.com:6000;unknownparam1=very'
-            + b"long" * 20
+            + (b"long" * 20)
             + b"value;longparam"
-            + b"name" * 25
+            + (b"name" * 25)
             + b"=shortvalue;very"
-            + b"long" * 25
+            + (b"long" * 25)
             + b"ParameterNameWithNoValue>\r\n"
             b"F: sip:"
-            + b"amazinglylongcallername" * 5
+            + (b"amazinglylongcallername" * 5)
             + b"@example.net;tag=12"
-            + b"982" * 50
+            + (b"982" * 50)
             + b"424;unknownheaderparam"
-            + b"name" * 20
+            + (b"name" * 20)
             + b"=unknowheaderparam"
-            + b"value" * 15
+            + (b"value" * 15)
             + b";unknownValueless"
-            + b"paramname" * 10
+            + (b"paramname" * 10)
             + b"\r\n"
-            b"Call-ID: longreq.one" + b"really" * 20 + b"longcallid\r\n"
+            b"Call-ID: longreq.one" + (b"really" * 20) + b"longcallid\r\n"
             b"CSeq: 3882340 INVITE\r\n"
             b"Unknown-"
-            + b"Long" * 20
+            + (b"Long" * 20)
             + b"-Name: unknown-"
-            + b"long" * 20
+            + (b"long" * 20)
             + b"-value; unknown-"
-            + b"long" * 20
+            + (b"long" * 20)
             + b"-parameter-name = unknown-"
-            + b"long" * 20
+            + (b"long" * 20)
             + b"-parameter-value\r\n"
             b"Via: SIP/2.0/TCP sip33.example.com\r\n"
             b"v: SIP/2.0/TCP sip32.example.com\r\n"
@@ -285,11 +284,10 @@ MESSAGES: tuple[TortureMessage, ...] = (
             b"Via: SIP/2.0/TCP sip2.example.com\r\n"
             b"Via: SIP/2.0/TCP sip1.example.com\r\n"
             b"Via: SIP/2.0/TCP host.example.com;received=192.0.2.5;branch=very"
-            + b"long"
-            * 50
+            + (b"long" * 50)
             + b"branchvalue\r\n"
             b"Max-Forwards: 70\r\n"
-            b"Contact: <sip:" + b"amazinglylongcallername" * 5 + b"@host5.example.net>\r\n"
+            b"Contact: <sip:" + (b"amazinglylongcallername" * 5) + b"@host5.example.net>\r\n"
             b"Content-Type: application/sdp\r\n"
             b"l: 150\r\n"
             b"\r\n"
@@ -323,6 +321,7 @@ MESSAGES: tuple[TortureMessage, ...] = (
             b"Via: SIP/2.0/UDP 192.0.2.125;branch=z9hG4bKkdjuw23492\r\n"
             b"Content-Length: 0\r\n"
             b"\r\n"
+            # The REGISTER ends here; the rest is noise (Appendix A has this extra CRLF).
             b"\r\n"
             b"INVITE sip:joe@example.com SIP/2.0\r\n"
             b"t: sip:joe@example.com\r\n"
@@ -430,23 +429,28 @@ MESSAGES: tuple[TortureMessage, ...] = (
             b"Content-Type: application/octet-stream\r\n"
             b"Content-Transfer-Encoding: binary\r\n"
             b"\r\n"
-            b"0\x82\x01R\x06\t*\x86H\x86\xf7\r\x01\x07\x02\xa0\x82\x01C0\x82\x01?\x02"
-            b"\x01\x011\t0\x07\x06\x05+\x0e\x03\x02\x1a0\x0b\x06"
-            b"\t*\x86H\x86\xf7\r\x01\x07\x011\x82\x01 0\x82"
-            b"\x01\x1c\x02\x01\x010|0p1\x0b0\t\x06\x03U"
-            b"\x04\x06\x13\x02US1\x130\x11\x06\x03U\x04\x08\x13\nCalifornia1\x110\x0f\x06"
-            b"\x03U\x04\x07\x13\x08San Jose1\x0e0\x0c\x06\x03U\x04\n\x13\x05sipit1)"
-            b"0'\x06\x03U\x04\x0b\x13 Sipit Test Certificate Authority\x02\x08\x01\x95\x00q\x02"
-            b"3\x01\x130\x07\x06\x05+\x0e\x03\x02\x1a0\r\x06\t"
-            b"*\x86H\x86\xf7\r\x01\x01\x01\x05\x00\x04\x81\x80\x8e\xf4"
-            b"f\xf9H\xf0R-\xd2\xe5\x97\x8e\x9d\x95\xaa\xe9\xf2\xfe"
-            b"\x15\xa0fYqb\x92\xe8\xda*\xa8\xd85\nh\xce"
-            b"\xff\xae<\xbd+\xff\x16u\xdd\xd5d\x8eY=\xd6G"
-            b"(\xf2b \xf7\xe9At\x9e3\r\x9a\x15\xed\xab\xdb"
-            b"\x93\xd1\x0cB\x10.{r\x89\xd2\x9c\xc0\xc9\xae.\xfb"
-            b"\xc7\xc0\xcf\xf9\x17/;\x02~O\xc0'\xe1Tm\xe4"
-            b"\xb6\xaa:\xbb>f\xcc\xcb]\xd6\xc6K\x83\x83\x14\x9c"
-            b"\xb8\xe6\xff\x18-\x94O\xe5{e\xbc\x99\xd0\x05\r\n"
+            b"\x30\x82\x01\x52\x06\x09\x2a\x86"
+            b"\x48\x86\xf7\x0d\x01\x07\x02\xa0\x82\x01\x43\x30\x82\x01\x3f\x02"
+            b"\x01\x01\x31\x09\x30\x07\x06\x05\x2b\x0e\x03\x02\x1a\x30\x0b\x06"
+            b"\x09\x2a\x86\x48\x86\xf7\x0d\x01\x07\x01\x31\x82\x01\x20\x30\x82"
+            b"\x01\x1c\x02\x01\x01\x30\x7c\x30\x70\x31\x0b\x30\x09\x06\x03\x55"
+            b"\x04\x06\x13\x02\x55\x53\x31\x13\x30\x11\x06\x03\x55\x04\x08\x13"
+            b"\x0a\x43\x61\x6c\x69\x66\x6f\x72\x6e\x69\x61\x31\x11\x30\x0f\x06"
+            b"\x03\x55\x04\x07\x13\x08\x53\x61\x6e\x20\x4a\x6f\x73\x65\x31\x0e"
+            b"\x30\x0c\x06\x03\x55\x04\x0a\x13\x05\x73\x69\x70\x69\x74\x31\x29"
+            b"\x30\x27\x06\x03\x55\x04\x0b\x13\x20\x53\x69\x70\x69\x74\x20\x54"
+            b"\x65\x73\x74\x20\x43\x65\x72\x74\x69\x66\x69\x63\x61\x74\x65\x20"
+            b"\x41\x75\x74\x68\x6f\x72\x69\x74\x79\x02\x08\x01\x95\x00\x71\x02"
+            b"\x33\x01\x13\x30\x07\x06\x05\x2b\x0e\x03\x02\x1a\x30\x0d\x06\x09"
+            b"\x2a\x86\x48\x86\xf7\x0d\x01\x01\x01\x05\x00\x04\x81\x80\x8e\xf4"
+            b"\x66\xf9\x48\xf0\x52\x2d\xd2\xe5\x97\x8e\x9d\x95\xaa\xe9\xf2\xfe"
+            b"\x15\xa0\x66\x59\x71\x62\x92\xe8\xda\x2a\xa8\xd8\x35\x0a\x68\xce"
+            b"\xff\xae\x3c\xbd\x2b\xff\x16\x75\xdd\xd5\x64\x8e\x59\x3d\xd6\x47"
+            b"\x28\xf2\x62\x20\xf7\xe9\x41\x74\x9e\x33\x0d\x9a\x15\xed\xab\xdb"
+            b"\x93\xd1\x0c\x42\x10\x2e\x7b\x72\x89\xd2\x9c\xc0\xc9\xae\x2e\xfb"
+            b"\xc7\xc0\xcf\xf9\x17\x2f\x3b\x02\x7e\x4f\xc0\x27\xe1\x54\x6d\xe4"
+            b"\xb6\xaa\x3a\xbb\x3e\x66\xcc\xcb\x5d\xd6\xc6\x4b\x83\x83\x14\x9c"
+            b"\xb8\xe6\xff\x18\x2d\x94\x4f\xe5\x7b\x65\xbc\x99\xd0\x05\r\n"
             b"--7a9cbec02ceef655--\r\n"
         ),
     ),
@@ -460,12 +464,11 @@ MESSAGES: tuple[TortureMessage, ...] = (
             "characters"
         ),
         data=(
-            b"SIP/2.0 200 = 2**3 * 5**2 \xd0\xbd\xd0\xbe \xd1\x81\xd1\x82"
-            b"\xd0\xbe \xd0\xb4\xd0\xb5\xd0\xb2\xd1\x8f\xd0\xbd\xd0\xbe\xd1\x81\xd1\x82\xd0\xbe "
-            b"\xd0\xb4"
-            b"\xd0\xb5\xd0\xb2\xd1\x8f\xd1\x82\xd1\x8c - \xd0\xbf\xd1\x80\xd0\xbe\xd1\x81\xd1\x82"
-            b"\xd0"
-            b"\xbe\xd0\xb5\r\n"
+            b"SIP/2.0 200 = 2**3 * 5**2 \xd0\xbd\xd0\xbe\x20\xd1\x81\xd1\x82"
+            b"\xd0\xbe\x20\xd0\xb4\xd0\xb5\xd0\xb2\xd1\x8f\xd0\xbd\xd0\xbe\xd1\x81\xd1\x82\xd0"
+            b"\xbe\x20\xd0\xb4"
+            b"\xd0\xb5\xd0\xb2\xd1\x8f\xd1\x82\xd1\x8c\x20\x2d\x20\xd0\xbf\xd1\x80\xd0\xbe\xd1"
+            b"\x81\xd1\x82\xd0\xbe\xd0\xb5\r\n"
             b"Via: SIP/2.0/UDP 192.0.2.198;branch=z9hG4bK1324923\r\n"
             b"Call-ID: unreason.1234ksdfak3j2erwedfsASdf\r\n"
             b"CSeq: 35 INVITE\r\n"
@@ -495,7 +498,7 @@ MESSAGES: tuple[TortureMessage, ...] = (
             "present"
         ),
         data=(
-            b"SIP/2.0 100 \r\n"
+            b"SIP/2.0 100\x20\r\n"
             b"Via: SIP/2.0/UDP 192.0.2.105;branch=z9hG4bK2398ndaoe\r\n"
             b"Call-ID: noreason.asndj203insdf99223ndf\r\n"
             b"CSeq: 35 INVITE\r\n"
@@ -610,7 +613,7 @@ MESSAGES: tuple[TortureMessage, ...] = (
             b"CSeq: 36893488147419103232 REGISTER\r\n"
             b"Call-ID: scalar02.23o0pd9vanlq3wnrlnewofjas9ui32\r\n"
             b"Max-Forwards: 300\r\n"
-            b"Expires: 1" + b"0" * 100 + b"\r\n"
+            b"Expires: 1" + (b"0" * 100) + b"\r\n"
             b"Contact: <sip:user@host129.example.com>\r\n"
             b"  ;expires=280297596632815\r\n"
             b"Content-Length: 0\r\n"
@@ -768,7 +771,8 @@ MESSAGES: tuple[TortureMessage, ...] = (
             "must not forward them"
         ),
         data=(
-            b"OPTIONS sip:remote-target@example.com SIP/2.0  \r\n"
+            b"OPTIONS sip:remote-target@example.com SIP/2.0\x20\x20\r\n"
+            # "examle" (sic) as in Appendix A; the §3 text shows "example".
             b"Via: SIP/2.0/TCP host1.examle.com;branch=z9hG4bK299342093\r\n"
             b"To: <sip:remote-target@example.com>\r\n"
             b"From: <sip:local-resource@example.com>;tag=329429089\r\n"
@@ -900,6 +904,7 @@ MESSAGES: tuple[TortureMessage, ...] = (
             b"Accept: application/sdp\r\n"
             b"CSeq:    3923239 OPTIONS\r\n"
             b"l: 0\r\n"
+            # Appendix A has no empty line ending the header section here.
         ),
     ),
     TortureMessage(
@@ -1164,8 +1169,9 @@ MESSAGES: tuple[TortureMessage, ...] = (
             b"\r\n"
         ),
     ),
-    # §3.3.8/§3.3.9: RFC 3261 §7.3.1 allows one header field row for these fields, so
-    # these two are not syntactically valid messages; RFC 4475 asks for an error response.
+    # §3.3.8 and §3.3.9: RFC 3261 §7.3.1 allows a single header field row for To, From,
+    # Call-ID, CSeq, Max-Forwards and Content-Length, so these two messages are not
+    # syntactically valid; RFC 4475 asks for an error response to both.
     TortureMessage(
         name="multi01",
         section="3.3.8",
