@@ -181,13 +181,9 @@ class NameAddr:
             params = fast_params(fast.group(4))
             if params is not None:
                 quoted, plain, uri = fast.group(1), fast.group(2), fast.group(3)
-                display = quoted if quoted is not None else (" ".join(plain.split()) or None)
-                if (
-                    display is None
-                    or quoted is not None
-                    or all(is_token(w) for w in display.split())
-                ):
-                    return cls(parse_uri(uri), display, params)
+                name = quoted if quoted is not None else (" ".join(plain.split()) or None)
+                if name is None or quoted is not None or all(is_token(w) for w in name.split()):
+                    return cls(parse_uri(uri), name, params)
         scan = Scanner(text)
         display: str | None = None
         if scan.peek() == '"':
