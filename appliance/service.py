@@ -16,8 +16,11 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from aiohttp import web
+
 from appliance import __version__
-from appliance.config.schema import Config
+from appliance.calls.manager import CallManager
+from appliance.config.schema import Config, Operator
 from appliance.runtime.health import Health, HealthSnapshot, Status
 from appliance.runtime.loopmonitor import LoopMonitor, StallWatcher
 from appliance.runtime.metrics import Metrics
@@ -25,6 +28,7 @@ from appliance.runtime.statedir import ensure_state_dir, resolve_state_dir
 from appliance.runtime.subsystem import Subsystem
 from appliance.runtime.watchdog import Notifier, Watchdog, watchdog_interval
 from appliance.sip.service import SipService
+from appliance.web.api import Api
 from appliance.web.server import WebServer
 from appliance.web.tls import TlsFiles, ensure_certificate, fingerprint
 
@@ -33,6 +37,12 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_FORCED = 130
+
+
+def _operator_name(request: web.Request) -> str | None:
+    """The logged-in operator of a request (set by the web server's login check)."""
+    operator = request.get("operator")
+    return operator.name if isinstance(operator, Operator) else None
 
 
 def process_age() -> float:
@@ -167,7 +177,17 @@ class Service:
             health=self.health,
             metrics=self.metrics,
         )
-        return [self.web, self.sip]
+        self.calls = CallManager(
+            self.sip,
+            self.config.operators,
+            self.config.media,
+            self.config.webrtc,
+            health=self.health,
+            metrics=self.metrics,
+        )
+        api = Api(self.calls, _operator_name, self.config.web.allowed_origins)
+        self.web.add_websocket("/api/v1/ws", api.handle)
+        return [self.web, self.sip, self.calls]
 
     def request_stop(self, reason: str) -> None:
         """Begin a graceful stop (idempotent)."""

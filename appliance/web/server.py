@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -20,6 +20,8 @@ from appliance.runtime.subsystem import Subsystem
 from appliance.web.tls import TlsFiles, server_context
 
 log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -50,6 +52,7 @@ class WebServer(Subsystem):
         self.app.router.add_get("/", self._index)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/metrics", self._metrics)
+        self.app.router.add_static("/static/", STATIC, append_version=False)
         self._metrics_registry = metrics
         self._runner: web.AppRunner | None = None
         self.bound: list[tuple[str, int]] = []
@@ -108,19 +111,13 @@ class WebServer(Subsystem):
             },
         )
 
-    async def _index(self, request: web.Request) -> web.Response:
-        snapshot = self.all_health.snapshot()
-        problems = "".join(f"<li>{html.escape(p)}</li>" for p in snapshot.problems())
-        page = (
-            "<!doctype html><html lang=en><head><meta charset=utf-8>"
-            f"<title>{html.escape(self.box_name)}</title></head><body>"
-            f"<h1>{html.escape(self.box_name)}</h1>"
-            f"<p>Appliance {html.escape(__version__)}: {html.escape(snapshot.overall)}</p>"
-            f"<ul>{problems}</ul></body></html>"
-        )
-        return web.Response(
-            text=page, content_type="text/html", headers={"Cache-Control": "no-store"}
-        )
+    async def _index(self, request: web.Request) -> web.FileResponse:
+        """The call-takers' page (static; it talks to the box over ``/api/v1/ws``)."""
+        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    def add_websocket(self, path: str, handler: Handler) -> None:
+        """Serve a WebSocket (or any GET) endpoint of another subsystem."""
+        self.app.router.add_get(path, handler)
 
     async def start(self) -> None:
         """Bind every configured address; raises OSError when a port cannot be bound."""
