@@ -16,11 +16,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from aiohttp import web
-
 from appliance import __version__
+from appliance.auth.operators import effective_operators
 from appliance.calls.manager import CallManager
-from appliance.config.schema import Config, Operator
+from appliance.config.schema import Config
 from appliance.runtime.health import Health, HealthSnapshot, Status
 from appliance.runtime.loopmonitor import LoopMonitor, StallWatcher
 from appliance.runtime.metrics import Metrics
@@ -29,6 +28,7 @@ from appliance.runtime.subsystem import Subsystem
 from appliance.runtime.watchdog import Notifier, Watchdog, watchdog_interval
 from appliance.sip.service import SipService
 from appliance.web.api import Api
+from appliance.web.auth import Auth
 from appliance.web.server import WebServer
 from appliance.web.tls import TlsFiles, ensure_certificate, fingerprint
 
@@ -37,12 +37,6 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_FORCED = 130
-
-
-def _operator_name(request: web.Request) -> str | None:
-    """The logged-in operator of a request (set by the web server's login check)."""
-    operator = request.get("operator")
-    return operator.name if isinstance(operator, Operator) else None
 
 
 def process_age() -> float:
@@ -168,9 +162,15 @@ class Service:
         sip_tls = tls
         if sip_config.tls_certificate:
             sip_tls = TlsFiles(Path(sip_config.tls_certificate), Path(sip_config.tls_private_key))
+        operators = effective_operators(self.config, self.state_dir)
+        auth = Auth(
+            operators, self.state_dir, self.config.web.session_lifetime,
+            self.config.web.metrics_token,
+        )  # fmt: skip
+        auth.install(self.web.app)
         self.sip = SipService(
             sip_config,
-            self.config.operators,
+            operators,
             box_name=self.config.service.name,
             state_dir=self.state_dir,
             tls=sip_tls if sip_config.tls_port else None,
@@ -179,13 +179,17 @@ class Service:
         )
         self.calls = CallManager(
             self.sip,
-            self.config.operators,
+            operators,
             self.config.media,
             self.config.webrtc,
             health=self.health,
             metrics=self.metrics,
         )
-        api = Api(self.calls, _operator_name, self.config.web.allowed_origins)
+        api = Api(
+            self.calls,
+            lambda request: getattr(auth.operator_for(request), "name", None),
+            self.config.web.allowed_origins,
+        )
         self.web.add_websocket("/api/v1/ws", api.handle)
         return [self.web, self.sip, self.calls]
 

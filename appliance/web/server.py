@@ -26,6 +26,12 @@ STATIC = Path(__file__).parent / "static"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+CSP = (
+    "default-src 'self'; connect-src 'self'; media-src 'self' blob:; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
 class WebServer(Subsystem):
     """Serves HTTPS on the configured addresses and port."""
 
@@ -69,7 +75,10 @@ class WebServer(Subsystem):
             raise
         self.requests.inc(route=route, code=str(response.status))
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on
+        # the console's own form posts, which the CSRF check must refuse.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Frame-Options", "DENY")
         return response
 
