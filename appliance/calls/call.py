@@ -571,12 +571,15 @@ class Call:
         """End both legs: BYE/CANCEL toward the phone (RFC 3261 §15), close the page's leg."""
         if self.state is State.ENDED:
             return
+        unanswered = self.direction == "in" and self.answered_at is None
+        # End first: the SIP layer may report its own "ended" synchronously, and the
+        # cause the page shows must be ours.
+        self._end(cause, status)
         if self.leg:
-            if self.direction == "in" and self.answered_at is None:
+            if unanswered:
                 self.sip.reject(self.leg, status or 480, None)
             else:
                 self.sip.hangup(self.leg)
-        self._end(cause, status)
 
     def sip_ended(self, cause: str, status: int | None) -> None:
         """The SIP leg ended on its own (BYE, CANCEL, failure)."""

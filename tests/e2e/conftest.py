@@ -43,6 +43,10 @@ CHROMIUM_FLAGS = [
 ]
 SCENARIOS = Path(__file__).parent / "scenarios"
 PASSWORD = "correct horse battery staple"
+PHONE_USER = "1001"
+PHONE_PASSWORD = "lobby-phone-secret"
+# sipp arguments that answer the box's digest challenge as phone 1001.
+PHONE_AUTH = ("-au", PHONE_USER, "-ap", PHONE_PASSWORD)
 
 needs_peers = [
     pytest.mark.slow,
@@ -93,11 +97,17 @@ def start_box(tmp_path: Path) -> Iterator[Callable[..., Box]]:
         tables.setdefault("sip", {}).update(
             {"udp_port": sip_port, "tcp_port": sip_port, "tls_port": 0}
         )
+        # sipp answers only MD5 challenges, and only the first one it is given.
+        tables["sip"].setdefault("registrar", {"digest_algorithms": ["MD5"]})
         low = 20000 + (os.getpid() % 400) * 100
         tables.setdefault("media", {}).update({"rtp_port_min": low, "rtp_port_max": low + 98})
         tables.setdefault("webrtc", {}).setdefault("ice_addresses", ["127.0.0.1"])
         config = write_config(tmp_path / "appliance.toml", tmp_path / "state", **tables)
         with config.open("a") as out:
+            out.write(
+                f'\n[[sip.accounts]]\nuser = "{PHONE_USER}"\npassword = "{PHONE_PASSWORD}"\n'
+                'display_name = "Lobby phone"\n'
+            )
             out.write(
                 '\n[[operators]]\nname = "alice"\n'
                 f'password_hash = "{hash_password(PASSWORD)}"\n'

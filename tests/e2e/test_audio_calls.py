@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Box, Sipp, needs_peers, open_console
+from tests.e2e.conftest import PHONE_AUTH, Box, Sipp, needs_peers, open_console
 from tests.peers.rtp_peer import RtpPeer, dominant_frequency, ulaw_tone
 from tests.waiting import until
 
@@ -92,7 +92,7 @@ async def test_phone_calls_operator_hears_the_page_and_dtmf_goes_both_ways(
     peer = await RtpPeer.open()
     sipp = Sipp(
         "phone_calls_operator.xml", "-key", "rtp_port", str(peer.port),
-        "-s", "alice", f"127.0.0.1:{box.sip_port}", workdir=tmp_path,
+        "-s", "alice", f"127.0.0.1:{box.sip_port}", *PHONE_AUTH, workdir=tmp_path,
     )  # fmt: skip
     try:
         alert = page.get_by_role("alertdialog")
@@ -130,7 +130,12 @@ async def test_phone_hangs_up_and_the_page_is_told(
     box: Box = start_box()
     page = await open_console(browser, box)
     sipp = Sipp(
-        "phone_calls_and_hangs_up.xml", "-s", "alice", f"127.0.0.1:{box.sip_port}", workdir=tmp_path
+        "phone_calls_and_hangs_up.xml",
+        "-s",
+        "alice",
+        f"127.0.0.1:{box.sip_port}",
+        *PHONE_AUTH,
+        workdir=tmp_path,
     )
     try:
         await page.get_by_role("button", name="Answer").click()
@@ -147,7 +152,12 @@ async def test_declined_call_gets_603(start_box: Any, browser: Any, tmp_path: Pa
     box: Box = start_box()
     page = await open_console(browser, box)
     sipp = Sipp(
-        "phone_is_declined.xml", "-s", "alice", f"127.0.0.1:{box.sip_port}", workdir=tmp_path
+        "phone_is_declined.xml",
+        "-s",
+        "alice",
+        f"127.0.0.1:{box.sip_port}",
+        *PHONE_AUTH,
+        workdir=tmp_path,
     )
     try:
         await page.get_by_role("button", name="Decline").click()
