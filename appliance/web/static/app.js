@@ -33,10 +33,10 @@ function connect() {
   socket = new WebSocket(`wss://${location.host}/api/v1/ws`);
   socket.onopen = () => {
     retry = 500;
-    setPill($("#connection"), "Connected", "ok");
+    setPill($("#connection"), "Gateway online", "ok");
   };
   socket.onclose = (event) => {
-    setPill($("#connection"), "Disconnected — reconnecting", "bad");
+    setPill($("#connection"), "Gateway offline — reconnecting", "bad");
     setPill($("#registration"), "Not registered", "warn");
     for (const [, p] of pending) p.reject(new Error("connection lost"));
     pending.clear();
