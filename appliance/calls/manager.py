@@ -73,6 +73,10 @@ class CallManager(Subsystem):
         }
         self.by_sip_user = {i.sip_user: i for i in self.operators.values()}
         self.webrtc_config = webrtc
+        self.page_ice_servers: list[Message] = [{"urls": url} for url in webrtc.stun_servers] + [
+            {"urls": t.url, "username": t.username, "credential": t.credential}
+            for t in webrtc.turn_servers
+        ]
         ice_servers = [RTCIceServer(urls=url) for url in webrtc.stun_servers] + [
             RTCIceServer(urls=t.url, username=t.username, credential=t.credential)
             for t in webrtc.turn_servers

@@ -116,6 +116,7 @@ class Api:
                          "display_name": identity.display_name},
             "calls": self.manager.calls_of(page),
             "registration": self.manager.registration(page),
+            "ice_servers": self.manager.page_ice_servers,
         })  # fmt: skip
         try:
             async for frame in ws:

@@ -8,6 +8,7 @@ let socket = null;
 let retry = 500;
 let nextId = 1;
 const pending = new Map(); // request id -> {resolve, reject}
+let iceServers = []; // from the welcome: [webrtc] STUN/TURN servers
 
 function setPill(el, text, kind) {
   el.textContent = text;
@@ -57,6 +58,7 @@ function handle(m) {
   switch (m.type) {
     case "welcome":
       $("#operator").textContent = m.operator.display_name || m.operator.name;
+      iceServers = m.ice_servers || [];
       showRegistration(m.registration);
       if ($("#available").checked) send({type: "register"});
       for (const info of m.calls) showCall(info);
@@ -96,7 +98,7 @@ async function microphone() {
 }
 
 function newPeer(id, stream) {
-  const pc = new RTCPeerConnection();
+  const pc = new RTCPeerConnection({iceServers});
   for (const track of stream.getTracks()) pc.addTrack(track, stream);
   pc.ontrack = (event) => {
     const c = calls.get(id);
