@@ -73,6 +73,7 @@ class CallManager(Subsystem):
         }
         self.by_sip_user = {i.sip_user: i for i in self.operators.values()}
         self.webrtc_config = webrtc
+        self.sip_accounts = {a.user: a for a in sip.config.accounts}
         self.page_ice_servers: list[Message] = [{"urls": url} for url in webrtc.stun_servers] + [
             {"urls": t.url, "username": t.username, "credential": t.credential}
             for t in webrtc.turn_servers
@@ -360,9 +361,16 @@ class CallManager(Subsystem):
             self.sip.reject(event.leg, 480, "Temporarily Unavailable")
             return True
         caller = event.caller
+        # A phone that authenticated is named by its account, which the caller cannot
+        # choose; the From display name is only a claim (RFC 3261 §22.1).
+        account = self.sip_accounts.get(event.account) if event.account else None
+        peer = {"uri": str(caller.uri), "name": caller.display_name or ""}
+        if account is not None:
+            peer = {"uri": str(caller.uri), "name": account.display_name or account.user,
+                    "account": account.user}  # fmt: skip
         call = Call(
             direction="in", operator=identity.name, sip_user=identity.sip_user,
-            peer={"uri": str(caller.uri), "name": caller.display_name or ""},
+            peer=peer,
             sip=self.sip, settings=self.settings,
             local_address=self.sip.local_address_toward(event.source),
             on_ended=self._call_ended,

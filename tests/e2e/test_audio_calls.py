@@ -97,7 +97,9 @@ async def test_phone_calls_operator_hears_the_page_and_dtmf_goes_both_ways(
     try:
         alert = page.get_by_role("alertdialog")
         await alert.wait_for()
-        assert "Caller Phone" in await alert.inner_text()
+        text = await alert.inner_text()
+        assert "Lobby phone" in text, "named by its authenticated account, not its From header"
+        assert "sip:1001@127.0.0.1" in text
         await page.get_by_role("button", name="Answer").click()
         await wait_state(page, "Connected")
         await until(lambda: len(peer.received.audio) > 100, 10, "audio from the page")
