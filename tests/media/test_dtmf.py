@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from appliance.media.dtmf import EVENTS, DtmfReceiver, DtmfSender, decode_event, encode_event
@@ -131,6 +131,7 @@ def test_receiver_ignores_short_payloads_and_non_digit_events() -> None:
     assert receiver.feed(30, encode_event(3, True, 10, 800)) == "3"
 
 
+@settings(deadline=None)
 @given(
     digits=st.lists(st.sampled_from(EVENTS), min_size=1, max_size=8),
     data=st.data(),

@@ -17,7 +17,7 @@ from aiortc.rtp import (
     RtcpSourceInfo,
     RtcpSrPacket,
 )
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from appliance.media.rtcp import (
@@ -142,6 +142,7 @@ def test_invalid_compounds_are_refused_with_a_reason(data: bytes, reason: str) -
         parse_compound(data)
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=120))
 def test_any_bytes_parse_or_raise_rtcp_error(data: bytes) -> None:
     try:
@@ -151,6 +152,7 @@ def test_any_bytes_parse_or_raise_rtcp_error(data: bytes) -> None:
     assert packets and isinstance(packets[0], SenderReport | ReceiverReport)
 
 
+@settings(deadline=None)
 @given(st.binary(min_size=4, max_size=120))
 def test_rtcp_shaped_bytes_parse_or_raise_rtcp_error(tail: bytes) -> None:
     words = (len(tail) - 4) // 4
@@ -194,6 +196,7 @@ others = st.one_of(
 )
 
 
+@settings(deadline=None)
 @given(report_packets, st.lists(others, max_size=3))
 def test_compound_round_trip(
     first: ReceiverReport | SenderReport, rest: list[SourceDescription | Goodbye]

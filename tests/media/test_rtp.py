@@ -104,7 +104,7 @@ def test_malformed_packets_are_rejected_with_a_reason(data: bytes, reason: str) 
 
 
 @given(st.binary(max_size=80))
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None)
 def test_any_bytes_parse_or_raise_rtp_error(data: bytes) -> None:
     try:
         packet = RtpPacket.parse(data)
@@ -115,7 +115,7 @@ def test_any_bytes_parse_or_raise_rtp_error(data: bytes) -> None:
 
 
 @given(st.binary(min_size=12, max_size=80))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_version_2_bytes_parse_or_raise_rtp_error(tail: bytes) -> None:
     data = bytes([0x80 | (tail[0] & 0x3F)]) + tail[1:]
     try:
@@ -144,6 +144,7 @@ packets = st.builds(
 )
 
 
+@settings(deadline=None)
 @given(packets)
 def test_round_trip(packet: RtpPacket) -> None:
     data = packet.serialize()
@@ -154,6 +155,7 @@ def test_round_trip(packet: RtpPacket) -> None:
     )
 
 
+@settings(deadline=None)
 @given(packets, st.integers(1, 255))
 def test_padding_is_stripped_whatever_its_length(packet: RtpPacket, padding: int) -> None:
     data = bytearray(packet.serialize())
@@ -274,6 +276,7 @@ def test_one_source_keeps_its_spacing_across_sequence_wrap() -> None:
     assert {p.ssrc for p in out} == {rewriter.ssrc}
 
 
+@settings(deadline=None)
 @given(
     first=st.tuples(st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF), st.integers(0, 2**32 - 1)),
     second=st.tuples(st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF), st.integers(0, 2**32 - 1)),

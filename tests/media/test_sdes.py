@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from appliance.media.rtp import RtpPacket
@@ -121,6 +121,7 @@ def test_malformed_lines_raise_sdes_error(value: str) -> None:
         CryptoAttribute.parse(value)
 
 
+@settings(deadline=None)
 @given(
     st.text(max_size=120)
     | st.from_regex(r"\A\d{1,3} [A-Z_0-9]{1,30} inline:[A-Za-z0-9+/=|:^;]{0,60}( \S+)?\Z")
@@ -133,6 +134,7 @@ def test_parse_raises_only_sdes_error(value: str) -> None:
     assert CryptoAttribute.parse(str(attribute)) == attribute
 
 
+@settings(deadline=None)
 @given(
     tag=st.integers(0, 999_999_999),
     suite=st.sampled_from(sorted(SUITES)),
