@@ -494,6 +494,7 @@ class Call:
             to_phone=StreamRewriter(codec.clock_rate, {browser_pt: phone_pt}),
             to_browser=StreamRewriter(codec.clock_rate, {phone_pt: browser_pt}),
         )  # fmt: skip
+        self.endpoint.start_rtcp(codec.clock_rate, self.audio.to_phone.ssrc)
         self.held_there = audio.on_hold
 
     def _activated(self) -> None:

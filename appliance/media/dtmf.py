@@ -30,7 +30,12 @@ class DtmfSender:
         self.clock_rate = clock_rate
 
     def packets(self, digit: str, timestamp: int) -> list[tuple[bool, int, bytes]]:
-        """(marker, timestamp, payload) in sending order (§2.5.1.2, §2.5.1.4)."""
+        """(marker, timestamp, payload) in sending order (§2.5.1.2, §2.5.1.4).
+
+        ValueError unless ``digit`` is one of ``0-9 * # A-D`` (§3.2).
+        """
+        if len(digit) != 1 or digit.upper() not in EVENTS:
+            raise ValueError(f"{digit!r} is not a DTMF digit")
         event = EVENTS.index(digit.upper())
         per_ms = self.clock_rate // 1000
         out: list[tuple[bool, int, bytes]] = []
@@ -45,18 +50,25 @@ class DtmfSender:
 
 
 class DtmfReceiver:
-    """Reports each event once, when it ends, whatever the retransmissions (§2.5.2)."""
+    """Reports each event once, at its first packet to arrive (§2.5.2).
+
+    An event is known by its RTP timestamp (§2.5.1.1: every packet of one event carries
+    the event's start). Any of its packets says a key was pressed, so losing the start,
+    the updates or all three ends (§2.5.1.4) still reports the digit, and the repeats
+    never report it twice. The relay tells the page of the press; it plays no tone, so
+    the duration does not matter here.
+    """
 
     def __init__(self) -> None:
-        self._done: list[int] = []
+        self._seen: list[int] = []
 
     def feed(self, timestamp: int, payload: bytes) -> str | None:
-        """The digit when this packet completes a new event, else None."""
+        """The digit when this packet is the first seen of a new event, else None."""
         try:
-            event, end, _, _ = decode_event(payload)
+            event, _, _, _ = decode_event(payload)
         except ValueError:
             return None
-        if not end or timestamp in self._done or event >= len(EVENTS):
+        if event >= len(EVENTS) or timestamp in self._seen:
             return None
-        self._done = [*self._done[-15:], timestamp]
+        self._seen = [*self._seen[-15:], timestamp]
         return EVENTS[event]

@@ -3,8 +3,12 @@
 One even port for RTP and the next odd one for RTCP (RFC 3550 §11), or both on the RTP
 port when the phone multiplexes (RFC 5761). Packets are accepted only from the phone's
 signalled address; the port is latched from the first valid packet (symmetric RTP,
-RFC 4961), which is what phones behind a port-changing firewall need. SDES-SRTP
-(RFC 4568, RFC 3711) is applied here when the call negotiated it.
+RFC 4961), which is what phones behind a port-changing firewall need. Once latched, RTP
+from any other port is not media (a second stream must not be mixed into the call),
+except from exactly the port the SDP names, which always wins; a new SDP address or
+port latches afresh, the same one (hold, resume) keeps the latch. SDES-SRTP (RFC 4568,
+RFC 3711) is applied here when the call negotiated it, and the box takes part in RTCP
+toward the phone (:mod:`appliance.media.rtcp`) once the call's audio starts.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
+from appliance.media.rtcp import MIN_INTERVAL, RtcpError, RtcpSession, parse_compound
 from appliance.media.rtp import RtpError, RtpPacket, is_rtcp
 from appliance.media.sdes import SrtpContext, SrtpError
 from appliance.media.sdp import is_null_address
@@ -72,14 +77,26 @@ class EndpointStats:
     foreign: int = 0
     srtp_failures: int = 0
     rtcp_received: int = 0
+    rtcp_sent: int = 0
+    rtcp_malformed: int = 0
 
 
 class RtpEndpoint:
     """RTP and RTCP toward one phone stream."""
 
-    def __init__(self, on_packet: PacketHandler, on_rtcp: RtcpHandler | None = None) -> None:
+    def __init__(
+        self,
+        on_packet: PacketHandler,
+        on_rtcp: RtcpHandler | None = None,
+        *,
+        rtcp_interval: float = MIN_INTERVAL,
+    ) -> None:
         self.on_packet = on_packet
         self.on_rtcp = on_rtcp
+        self.rtcp_interval = rtcp_interval
+        self.rtcp: RtcpSession | None = None
+        self._rtcp_timer: asyncio.TimerHandle | None = None
+        self._signalled: tuple[str, int, int | None, bool] | None = None
         self.stats = EndpointStats()
         self.local_address = ""
         self.port = 0
@@ -121,20 +138,33 @@ class RtpEndpoint:
     def set_remote(
         self, address: str, port: int, *, rtcp_port: int | None = None, rtcp_mux: bool = False
     ) -> None:
-        """Where the phone's SDP says its stream is (RFC 3605 ``a=rtcp``, RFC 5761)."""
-        changed = self.remote is None or self.remote[0] != address
+        """Where the phone's SDP says its stream is (RFC 3605 ``a=rtcp``, RFC 5761).
+
+        The same description again (a hold or resume re-INVITE) keeps what was latched;
+        a new address or port starts latching afresh.
+        """
+        signalled = (address, port, rtcp_port, rtcp_mux)
+        if signalled == self._signalled:
+            return
+        self._signalled = signalled
         self.remote = (address, port)
         self.rtcp_mux = rtcp_mux
         self.remote_rtcp = (address, port if rtcp_mux else (rtcp_port or port + 1))
-        if changed:
-            self._latched = False
+        self._latched = False
 
     def received(self, data: bytes, host: str, port: int, on_rtcp_port: bool) -> None:
         """One datagram from the network."""
         if self.remote is None or host != self.remote[0]:
             self.stats.foreign += 1
             return
-        if on_rtcp_port or is_rtcp(data):
+        if on_rtcp_port:
+            self._received_rtcp(data, host, port, on_rtcp_port)
+            return
+        signalled = self._signalled is not None and port == self._signalled[1]
+        if self._latched and port != self.remote[1] and not signalled:
+            self.stats.foreign += 1
+            return
+        if is_rtcp(data):
             self._received_rtcp(data, host, port, on_rtcp_port)
             return
         if self.srtp is not None:
@@ -148,14 +178,17 @@ class RtpEndpoint:
         except RtpError:
             self.stats.malformed += 1
             return
-        if not self._latched and (host, port) != self.remote:
-            log.info("RTP latched to %s:%d (SDP said port %d)", host, port, self.remote[1])
+        if (host, port) != self.remote:
+            said = self._signalled[1] if self._signalled else 0
+            log.info("RTP latched to %s:%d (SDP said port %d)", host, port, said)
             self.remote = (host, port)
             if self.rtcp_mux:
                 self.remote_rtcp = (host, port)
         self._latched = True
         self.stats.received += 1
         self.last_received = time.monotonic()
+        if self.rtcp is not None:
+            self.rtcp.rtp_received(packet, self.last_received)
         self.on_packet(packet)
 
     def _received_rtcp(self, data: bytes, host: str, port: int, on_rtcp_port: bool) -> None:
@@ -165,6 +198,15 @@ class RtpEndpoint:
             except SrtpError:
                 self.stats.srtp_failures += 1
                 return
+        try:
+            if self.rtcp is not None:
+                self.rtcp.rtcp_received(data, time.monotonic())
+            else:
+                parse_compound(data)
+        except RtcpError as exc:
+            self.stats.rtcp_malformed += 1
+            log.debug("RTCP from %s:%d dropped: %s", host, port, exc)
+            return
         self.stats.rtcp_received += 1
         if on_rtcp_port:
             self.remote_rtcp = (host, port)
@@ -182,6 +224,8 @@ class RtpEndpoint:
             data = self.srtp.protect(data)
         self._rtp.transport.sendto(data, self.remote)
         self.stats.sent += 1
+        if self.rtcp is not None:
+            self.rtcp.rtp_sent(packet, time.monotonic())
 
     def send_rtcp(self, data: bytes) -> None:
         """Send one compound RTCP packet (RFC 3550 §6)."""
@@ -192,13 +236,47 @@ class RtpEndpoint:
         if self.srtp is not None:
             data = self.srtp.protect_rtcp(data)
         sock.transport.sendto(data, target)
+        self.stats.rtcp_sent += 1
+
+    def start_rtcp(self, clock_rate: int, ssrc: int) -> None:
+        """Report to the phone from now on (RFC 3550 §6), as ``ssrc``, the SSRC of the
+        RTP the box sends it, on the clock of the negotiated codec."""
+        self._cancel_rtcp_timer()
+        self.rtcp = RtcpSession(ssrc, clock_rate, time.monotonic(), min_interval=self.rtcp_interval)
+        self._schedule_rtcp()
+
+    def _schedule_rtcp(self) -> None:
+        if self.rtcp is None or self._rtp is None:
+            return
+        delay = max(0.0, self.rtcp.get_timer() - time.monotonic())
+        self._rtcp_timer = asyncio.get_running_loop().call_later(delay, self._rtcp_due)
+
+    def _rtcp_due(self) -> None:
+        self._rtcp_timer = None
+        if self.rtcp is None:
+            return
+        data = self.rtcp.handle_timer(time.monotonic())
+        if data is not None:
+            self.send_rtcp(data)
+        self._schedule_rtcp()
+
+    def _cancel_rtcp_timer(self) -> None:
+        if self._rtcp_timer is not None:
+            self._rtcp_timer.cancel()
+            self._rtcp_timer = None
 
     def silent_for(self) -> float:
         """Seconds since the phone's last valid RTP packet."""
         return time.monotonic() - self.last_received
 
     def close(self) -> None:
-        """Release both sockets and the port pair (idempotent)."""
+        """Send RTCP BYE (RFC 3550 §6.6), release both sockets and the port pair
+        (idempotent)."""
+        self._cancel_rtcp_timer()
+        if self.rtcp is not None:
+            goodbye = self.rtcp.bye(time.monotonic())
+            if goodbye is not None:
+                self.send_rtcp(goodbye)
         for sock in (self._rtp, self._rtcp):
             if sock is not None and sock.transport is not None:
                 sock.transport.close()

@@ -14,7 +14,8 @@ import struct
 from dataclasses import dataclass
 
 _HEADER = struct.Struct("!BBHII")
-REANCHOR_SEQUENCE_JUMP = 3000  # further than any reordering: a new stream, not loss
+MAX_DROPOUT = 3000  # RFC 3550 A.1: a forward jump beyond this is a restarted stream
+MAX_MISORDER = 100  # RFC 3550 A.1: a packet further behind than this is a restart too
 
 
 class RtpError(ValueError):
@@ -74,7 +75,17 @@ class RtpPacket:
         )  # fmt: skip
 
     def serialize(self) -> bytes:
-        """The packet's bytes (no padding)."""
+        """The packet's bytes (no padding); RtpError when a field does not fit (§5.1)."""
+        if not 0 <= self.payload_type <= 127:
+            raise RtpError(f"payload type {self.payload_type} does not fit in 7 bits")
+        if len(self.csrcs) > 15:
+            raise RtpError(f"{len(self.csrcs)} CSRCs, at most 15 fit")
+        if not 0 <= self.ssrc <= 0xFFFFFFFF or not all(0 <= c <= 0xFFFFFFFF for c in self.csrcs):
+            raise RtpError("SSRC and CSRC identifiers are 32-bit")
+        if self.extension is not None and (
+            not 0 <= self.extension[0] <= 0xFFFF or len(self.extension[1]) > 4 * 0xFFFF
+        ):
+            raise RtpError("header extension profile or length does not fit in 16 bits")
         first = 0x80 | len(self.csrcs) | (0x10 if self.extension is not None else 0)
         out = [
             _HEADER.pack(
@@ -137,7 +148,7 @@ class StreamRewriter:
             return None
         jump = (packet.sequence - self._last_in_seq) & 0xFFFF
         new_source = packet.ssrc != self._source
-        if new_source or REANCHOR_SEQUENCE_JUMP < jump < 0x10000 - REANCHOR_SEQUENCE_JUMP:
+        if new_source or MAX_DROPOUT < jump < 0x10000 - MAX_MISORDER:
             # RFC 3550 §8.2/A.1: a new source or a restarted stream. Continue our numbering
             # and advance our clock by the wall time that passed.
             self._seq_offset = (self._sequence + 1 - packet.sequence) & 0xFFFF

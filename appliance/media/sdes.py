@@ -18,8 +18,15 @@ import pylibsrtp
 SUITES = {
     "AES_CM_128_HMAC_SHA1_80": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
     "AES_CM_128_HMAC_SHA1_32": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
+    "AEAD_AES_128_GCM": pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
+    "AEAD_AES_256_GCM": pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_256_GCM,
 }
-KEY_SALT_LENGTH = 30  # 128-bit master key + 112-bit master salt (RFC 3711 §8.2)
+KEY_SALT_LENGTHS = {
+    "AES_CM_128_HMAC_SHA1_80": 30,  # 128-bit master key + 112-bit salt (RFC 4568 §6.2.1)
+    "AES_CM_128_HMAC_SHA1_32": 30,  # RFC 4568 §6.2.2
+    "AEAD_AES_128_GCM": 28,  # 128-bit master key + 96-bit salt (RFC 7714 §12, §14.2)
+    "AEAD_AES_256_GCM": 44,  # 256-bit master key + 96-bit salt (RFC 7714 §12, §14.2)
+}
 _CRYPTO = re.compile(r"^(\d{1,9})\s+(\S+)\s+(\S+)(?:\s+(.*))?$")
 
 
@@ -73,10 +80,10 @@ class CryptoAttribute:
 
     @property
     def usable(self) -> bool:
-        """A suite we support, a whole key, no MKI and no session parameters (§6.3)."""
+        """A suite we support, its whole key, no MKI and no session parameters (§6.3)."""
         return (
             self.suite in SUITES
-            and len(self.key_salt) == KEY_SALT_LENGTH
+            and len(self.key_salt) == KEY_SALT_LENGTHS[self.suite]
             and not self.mki
             and not self.session_params
         )
@@ -86,7 +93,7 @@ def new_crypto(tag: int, suite: str) -> CryptoAttribute:
     """Our own attribute with a fresh random master key and salt."""
     if suite not in SUITES:
         raise SdesError(f"unsupported crypto suite {suite}")
-    return CryptoAttribute(tag, suite, os.urandom(KEY_SALT_LENGTH))
+    return CryptoAttribute(tag, suite, os.urandom(KEY_SALT_LENGTHS[suite]))
 
 
 def choose_answer(

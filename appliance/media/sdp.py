@@ -90,11 +90,14 @@ class Media:
 
     @property
     def rtpmaps(self) -> dict[int, RtpMap]:
-        """Payload types of this section with their encodings (static ones filled in)."""
+        """Payload types of this section with their encodings (static ones filled in).
+
+        Numbers beyond 127 do not fit the RTP header's 7 bits (RFC 3550 §5.1) and are left out.
+        """
         out: dict[int, RtpMap] = {}
         for value in self.attributes("rtpmap"):
             match = _RTPMAP.match(value.strip())
-            if match:
+            if match and int(match.group(1)) <= 127:
                 pt = int(match.group(1))
                 out[pt] = RtpMap(pt, match.group(2), int(match.group(3)), int(match.group(4) or 1))
         for fmt in self.formats:

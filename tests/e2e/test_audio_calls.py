@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiortc.rtp import RtcpByePacket, RtcpPacket, RtcpSdesPacket, RtcpSrPacket
 
 from tests.e2e.conftest import PHONE_AUTH, Box, Sipp, needs_peers, open_console
 from tests.peers.rtp_peer import RtpPeer, dominant_frequency, ulaw_tone
@@ -121,6 +122,20 @@ async def test_phone_calls_operator_hears_the_page_and_dtmf_goes_both_ways(
         await page.get_by_role("button", name="Hang up").click()
         code, output = await asyncio.to_thread(sipp.wait)
         assert code == 0, output
+
+        # The box takes part in RTCP toward the phone (RFC 3550 §6), on the RTP port as the
+        # phone's a=rtcp-mux asked (RFC 5761): sender reports with a CNAME while it sends
+        # audio, and a BYE when the call ends. Read with aiortc's parser, not the box's.
+        def ended() -> bool:
+            return any(
+                isinstance(p, RtcpByePacket) for p in RtcpPacket.parse(peer.received.rtcp[-1])
+            )
+
+        await until(lambda: bool(peer.received.rtcp) and ended(), 5, "RTCP BYE from the box")
+        reports = [RtcpPacket.parse(data) for data in peer.received.rtcp]
+        assert len(reports) >= 2, reports
+        assert isinstance(reports[0][0], RtcpSrPacket), reports[0]
+        assert all(isinstance(p[1], RtcpSdesPacket) and p[1].chunks[0].items for p in reports)
     finally:
         sipp.stop()
         peer.close()

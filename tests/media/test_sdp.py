@@ -114,6 +114,15 @@ def test_building() -> None:
     assert SessionDescription.parse(text).media[0].direction == "recvonly"
 
 
+def test_payload_types_beyond_7_bits_are_not_mapped() -> None:
+    """An rtpmap for 200 cannot be sent: the RTP header holds 0-127 (RFC 3550 §5.1)."""
+    sdp = SessionDescription.parse(
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+        "m=audio 4000 RTP/AVP 200 96\r\na=rtpmap:200 PCMU/8000\r\na=rtpmap:96 PCMA/8000\r\n"
+    )
+    assert sorted(sdp.media[0].rtpmaps) == [96]
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.text(max_size=300))
 def test_parser_raises_only_sdp_errors(text: str) -> None:

@@ -67,6 +67,7 @@ class Received:
     event_timestamps: set[int] = field(default_factory=set)
     sources: set[tuple[str, int]] = field(default_factory=set)
     last: float = 0.0
+    rtcp: list[bytes] = field(default_factory=list)  # RFC 5761: muxed on the RTP port
 
 
 class RtpPeer(asyncio.DatagramProtocol):
@@ -96,8 +97,11 @@ class RtpPeer(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        if len(data) < 12 or data[0] >> 6 != 2 or 64 <= data[1] & 0x7F <= 95:
-            return  # not RTP (RTCP or noise)
+        if len(data) >= 8 and data[0] >> 6 == 2 and 64 <= data[1] & 0x7F <= 95:
+            self.received.rtcp.append(data)
+            return
+        if len(data) < 12 or data[0] >> 6 != 2:
+            return  # noise
         self.received.sources.add((str(addr[0]), int(addr[1])))
         self.received.last = time.monotonic()
         pt = data[1] & 0x7F
