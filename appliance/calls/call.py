@@ -381,7 +381,7 @@ class Call:
         )
         self.sip.answer_offer(self.leg, self.local_sdp.encode())
         self.audio.phone_pt = phone_pt
-        self.audio.phone_event_pt = audio.telephone_event
+        self.audio.phone_event_pt = telephone_event_for(self.audio.codec, audio)
         self.audio.to_phone.set_payload_map({self.audio.browser_pt: phone_pt})
         self._follow_phone(audio)
 
@@ -490,7 +490,7 @@ class Call:
         )
         self.audio = AudioPath(
             codec=codec, phone_pt=phone_pt, browser_pt=browser_pt,
-            phone_event_pt=audio.telephone_event,
+            phone_event_pt=telephone_event_for(codec, audio),
             to_phone=StreamRewriter(codec.clock_rate, {browser_pt: phone_pt}),
             to_browser=StreamRewriter(codec.clock_rate, {phone_pt: browser_pt}),
         )  # fmt: skip
@@ -605,3 +605,13 @@ class Call:
     def _next_version(self) -> int:
         self._version += 1
         return self._version
+
+
+def telephone_event_for(codec: Codec, audio: PhoneAudio) -> int | None:
+    """The telephone-event payload type usable with ``codec``, or None (then SIP INFO).
+
+    Events share the audio stream's SSRC and timestamp clock (RFC 4733 §2.1); the box
+    offers and accepts telephone-event/8000 only, so a codec with another RTP clock (Opus,
+    48 kHz) carries DTMF by INFO instead.
+    """
+    return audio.telephone_event if codec.clock_rate == 8000 else None

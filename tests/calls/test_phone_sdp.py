@@ -3,6 +3,7 @@ place with the m-line count kept (RFC 3264 §6), hold directions, re-offers keep
 
 from __future__ import annotations
 
+from appliance.calls.call import telephone_event_for
 from appliance.calls.phone_sdp import (
     LocalAudio,
     payload_types_for,
@@ -95,3 +96,11 @@ def test_reoffer_keeps_the_earlier_lines_and_changes_direction() -> None:
     assert [(m.kind, m.port) for m in again.media] == [("audio", 20000), ("text", 0), ("video", 0)]
     assert again.media[0].direction == "sendonly"
     assert again.origin[2] == "2"
+
+
+def test_telephone_events_go_only_with_an_8000_hz_codec() -> None:
+    audio = read_audio(SessionDescription.parse(LINPHONE_LIKE), ALL)
+    assert audio is not None
+    assert telephone_event_for(PCMU, audio) == 101
+    assert telephone_event_for(G722, audio) == 101, "G.722's RTP clock is 8000 Hz"
+    assert telephone_event_for(OPUS, audio) is None, "48 kHz stream: DTMF goes by SIP INFO"
