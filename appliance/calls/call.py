@@ -561,12 +561,17 @@ class Call:
                 self._ice_lost_since = None
         timeout = self.settings.rtp_timeout
         endpoint = self.endpoint
-        if (
-            timeout and endpoint is not None and self.state is State.ACTIVE
-            and not self.held_there and not self.held_here
-            and endpoint.silent_for() > timeout
-        ):  # fmt: skip
-            self.hangup(f"no audio from the phone for {int(timeout)} s")
+        if not timeout or endpoint is None or self.state is not State.ACTIVE:
+            return
+        if not self.held_there and not self.held_here:
+            if endpoint.silent_for() > timeout:
+                self.hangup(f"no audio from the phone for {int(timeout)} s")
+            return
+        # On hold no audio flows, but a phone that sends RTCP keeps reporting
+        # (RFC 3550 §6.3.5 times a participant out after 5 report intervals).
+        quiet = endpoint.rtcp_silent_for()
+        if quiet is not None and quiet > timeout:
+            self.hangup(f"the phone stopped responding on hold ({int(timeout)} s without RTCP)")
 
     def hangup(self, cause: str = "hung up here", status: int | None = None) -> None:
         """End both legs: BYE/CANCEL toward the phone (RFC 3261 §15), close the page's leg."""

@@ -95,6 +95,7 @@ class RtpEndpoint:
         self.on_rtcp = on_rtcp
         self.rtcp_interval = rtcp_interval
         self.rtcp: RtcpSession | None = None
+        self.last_rtcp_received: float | None = None  # None: the phone has sent no RTCP
         self._rtcp_timer: asyncio.TimerHandle | None = None
         self._signalled: tuple[str, int, int | None, bool] | None = None
         self.stats = EndpointStats()
@@ -208,6 +209,7 @@ class RtpEndpoint:
             log.debug("RTCP from %s:%d dropped: %s", host, port, exc)
             return
         self.stats.rtcp_received += 1
+        self.last_rtcp_received = time.monotonic()
         if on_rtcp_port:
             self.remote_rtcp = (host, port)
         if self.on_rtcp is not None:
@@ -268,6 +270,12 @@ class RtpEndpoint:
     def silent_for(self) -> float:
         """Seconds since the phone's last valid RTP packet."""
         return time.monotonic() - self.last_received
+
+    def rtcp_silent_for(self) -> float | None:
+        """Seconds since the phone's last valid RTCP packet; None if it never sent any."""
+        if self.last_rtcp_received is None:
+            return None
+        return time.monotonic() - self.last_rtcp_received
 
     def close(self) -> None:
         """Send RTCP BYE (RFC 3550 §6.6), release both sockets and the port pair

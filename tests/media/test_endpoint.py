@@ -381,9 +381,14 @@ async def test_rtcp_on_the_rtcp_port_is_not_media(
 ) -> None:
     endpoint, got = opened
     endpoint.set_remote(HOST, handset.port)
+    assert endpoint.rtcp_silent_for() is None, "no RTCP yet: hold liveness is unknown"
+    silent = endpoint.silent_for()
     handset.send(RR, endpoint.port + 1)
     await until(lambda: got.rtcp == [RR], 2, "the report")
     assert got.rtp == [] and endpoint.stats.received == 0
+    quiet = endpoint.rtcp_silent_for()
+    assert quiet is not None and 0 <= quiet < 2
+    assert endpoint.silent_for() >= silent, "RTCP is not audio for the silence timer"
 
 
 async def test_multiplexed_rtcp_is_told_apart_from_rtp(
