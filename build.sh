@@ -14,7 +14,7 @@ VENV=$ROOT/.venv
 PYTHON=${PYTHON:-python3}
 
 # Debian packages the test suite drives as real peers and tools.
-TEST_APT_PACKAGES=(systemd iproute2 util-linux dnsmasq-base)
+TEST_APT_PACKAGES=(systemd sip-tester chromium iproute2 util-linux dnsmasq-base)
 # A kernel without 802.1Q runs the VLAN tests in a qemu VM on Debian's kernel (tests/net/vm.py).
 VLAN_VM_APT_PACKAGES=(qemu-system-x86)
 
@@ -102,7 +102,12 @@ prepare_vlan_vm() {
 
 cmd_run() {
     make_venv ""
+    local state
+    state=$("$VENV/bin/python" -c \
+        'from appliance.runtime.statedir import resolve_state_dir; print(resolve_state_dir(""))')
     say "starting the service on the embedded default config (Ctrl-C stops it)"
+    say "first operator's user name and password: $state/first-operator.txt" \
+        "(made on first start while the config has no [[operators]])"
     exec "$VENV/bin/appliance" run "$@"
 }
 

@@ -63,6 +63,15 @@ def ip_interface(value: str) -> str | None:
     return None
 
 
+def ip_network(value: str) -> str | None:
+    """A network such as 192.0.2.0/24 or a single address (a /32 or /128)."""
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return "a network such as 192.0.2.0/24"
+    return None
+
+
 def ip_network_or_default(value: str) -> str | None:
     """A destination network (192.0.2.0/24) or the word ``default``."""
     if value == "default":

@@ -20,6 +20,7 @@ from appliance.config.fields import (
     interface_name,
     ip_address,
     ip_interface,
+    ip_network,
     ip_network_or_default,
     optional,
     readable_file,
@@ -90,6 +91,11 @@ class WebConfig:
         maximum=604800,
         unit="s",
     )
+    metrics_token: str = setting(
+        "",
+        "Bearer token that lets a monitoring system read /metrics without logging in. "
+        "Empty: /metrics needs an operator's login.",
+    )
     allowed_origins: list[str] = setting(
         doc="Extra origins (https://host:port) allowed to open the WebSocket API, besides "
         "the box's own.",
@@ -120,10 +126,20 @@ class RegistrarConfig:
     default_expires: int = setting(
         3600, "Registration time when a phone asks for none.", minimum=60, maximum=604800, unit="s"
     )
+    digest_algorithms: list[Literal["SHA-256", "MD5"]] = setting(
+        doc="Digest algorithms challenged with, most preferred first (RFC 8760 §2.4). Phones "
+        "use the first they support; put MD5 first for phones that only read the first "
+        "challenge and know only MD5.",
+        factory=lambda: ["SHA-256", "MD5"],
+    )
 
     def problems(self) -> list[tuple[str, str]]:
-        """RFC 3261 §10.3 step 7: min <= default <= max."""
+        """RFC 3261 §10.3 step 7: min <= default <= max; at least one digest algorithm."""
         out = []
+        if not self.digest_algorithms or len(set(self.digest_algorithms)) != len(
+            self.digest_algorithms
+        ):
+            out.append(("digest_algorithms", "expected one or more distinct algorithms"))
         if self.min_expires > self.max_expires:
             out.append(("min_expires", "expected min_expires <= max_expires"))
         if not self.min_expires <= self.default_expires <= self.max_expires:
@@ -234,6 +250,12 @@ class SipConfig:
         minimum=4096,
         maximum=1048576,
         unit="bytes",
+    )
+    trusted_peers: list[str] = setting(
+        doc="Networks whose requests need no digest authentication, such as a PBX or "
+        "gateway (192.0.2.5/32). Everyone else authenticates with [[sip.accounts]].",
+        factory=list,
+        check=each(ip_network),
     )
     registrar: RegistrarConfig = setting(doc="", factory=RegistrarConfig)
     upstream: UpstreamConfig = setting(doc="", factory=UpstreamConfig)

@@ -433,7 +433,7 @@ def test_check_config_cli_invalid_prints_one_line_per_error(tmp_path: Path) -> N
         f'{path}:4: [sip] udp_port: expected an integer, found a string ("x")',
         f"{path}:5: [sip] foo: unknown key (known keys: domain, addresses, udp_port, tcp_port, "
         "tls_port, tls_certificate, tls_private_key, t1, t2, t4, session_expires, "
-        "max_message_size, registrar, upstream, accounts)",
+        "max_message_size, trusted_peers, registrar, upstream, accounts)",
         f"{path}: invalid (3 problem(s))",
     ]
 

@@ -31,6 +31,8 @@ from tests.conftest import free_port, write_config
 from tests.net.conftest import HelperProcess, Lab, needs_netns, network_toml
 from tests.net.test_dhcp import Dnsmasq
 
+METRICS_TOKEN = "net-monitor-scrape-token-0123456789"
+
 
 def test_tracker_turns_changes_into_events() -> None:
     tracker = LinkTracker()
@@ -199,7 +201,7 @@ def test_service_reports_the_network_on_healthz_and_metrics(
     config = write_config(
         tmp_path / "appliance.toml",
         tmp_path / "state",
-        web={"addresses": ["127.0.0.1"], "port": port},
+        web={"addresses": ["127.0.0.1"], "port": port, "metrics_token": METRICS_TOKEN},
         network={"manage": True, "helper_socket": str(tmp_path / "none.sock")},
     )
     with config.open("a") as handle:
@@ -225,8 +227,10 @@ def test_service_reports_the_network_on_healthz_and_metrics(
         "import ssl, sys, urllib.request\n"
         "ctx = ssl._create_unverified_context()\n"
         "for path in ('/healthz', '/metrics'):\n"
+        "    request = urllib.request.Request(sys.argv[1] + path)\n"
+        "    request.add_header('Authorization', 'Bearer ' + sys.argv[2])\n"
         "    try:\n"
-        "        body = urllib.request.urlopen(sys.argv[1] + path, context=ctx).read()\n"
+        "        body = urllib.request.urlopen(request, context=ctx).read()\n"
         "    except urllib.error.HTTPError as exc:\n"
         "        body = exc.read()\n"
         "    sys.stdout.write(body.decode() + '\\n=====\\n')\n"
@@ -234,7 +238,9 @@ def test_service_reports_the_network_on_healthz_and_metrics(
     try:
         deadline = time.monotonic() + 20
         while True:
-            result = world.box.exec(sys.executable, "-c", fetch, f"https://127.0.0.1:{port}")
+            result = world.box.exec(
+                sys.executable, "-c", fetch, f"https://127.0.0.1:{port}", METRICS_TOKEN
+            )
             if result.returncode == 0:
                 break
             assert time.monotonic() < deadline, result.stderr
@@ -253,7 +259,9 @@ def test_service_reports_the_network_on_healthz_and_metrics(
         world.peer.ip("link", "set", "p0", "up")
         deadline = time.monotonic() + 5
         while True:
-            result = world.box.exec(sys.executable, "-c", fetch, f"https://127.0.0.1:{port}")
+            result = world.box.exec(
+                sys.executable, "-c", fetch, f"https://127.0.0.1:{port}", METRICS_TOKEN
+            )
             doc = json.loads(result.stdout.split("\n=====\n")[0])
             if doc["components"]["network"]["status"] == "ok":
                 break
