@@ -13,7 +13,7 @@ import os
 import resource
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from appliance import __version__
@@ -84,6 +84,7 @@ class Service:
         self.web: WebServer | None = None
         self.network: NetworkMonitor | None = None
         self.sip: SipService | None = None
+        self.calls: CallManager | None = None
         self._stop_requested: asyncio.Event | None = None
         self._stop_reason = ""
         self._changed: asyncio.Event | None = None
@@ -160,7 +161,8 @@ class Service:
             metrics=self.metrics,
         )
         log.info("web certificate %s (SHA-256 %s)", tls.certificate, fingerprint(tls.certificate))
-        # Link events go to every subscriber (SIP re-registration, ICE host candidates).
+        # Link events are logged; once every subsystem serves, address and carrier changes
+        # also reach SIP and WebRTC (see _network_changed).
         self.network = NetworkMonitor(
             self.config.network,
             self.health,
@@ -251,6 +253,7 @@ class Service:
         stall_watcher = StallWatcher(self.monitor)
         stall_watcher.start()
         started: list[Subsystem] = []
+        unsubscribe: Callable[[], None] | None = None
         status = EXIT_OK
         try:
             ensure_state_dir(self.state_dir)
@@ -267,6 +270,8 @@ class Service:
                     status = EXIT_FAILURE
                     break
                 started.append(subsystem)
+            if status == EXIT_OK and self.network is not None:
+                unsubscribe = self.network.on_change(self._network_changed)
             if status == EXIT_OK and await self._wait_ready():
                 self.watchdog.ready()
                 log.info(
@@ -281,6 +286,8 @@ class Service:
         finally:
             reason = self._stop_reason or "startup failed"
             self.watchdog.stopping(f"Stopping ({reason})")
+            if unsubscribe is not None:
+                unsubscribe()
             await self._stop_all(started)
             for task in (watchdog_task, monitor_task):
                 task.cancel()
@@ -291,6 +298,14 @@ class Service:
             self.notifier.close()
         log.info("stopped (exit status %d)", status)
         return status
+
+    def _network_changed(self) -> None:
+        """Addresses or carrier changed: SIP registers again upstream with a fresh Contact,
+        and calls from now on offer browsers the box's current ICE host candidates."""
+        if self.sip is not None:
+            self.sip.network_changed()
+        if self.calls is not None:
+            self.calls.network_changed()
 
     async def _stop_all(self, started: list[Subsystem]) -> None:
         """Stop in reverse start order, all within ``shutdown_timeout``."""

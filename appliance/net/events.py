@@ -7,6 +7,7 @@ frozen dataclasses; ``at`` is the monotonic time the monitor saw the change (not
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass, field
 
@@ -129,3 +130,20 @@ NetEvent = (
     | DhcpChanged
     | NetworkChanged
 )
+
+
+def changes_reachability(event: NetEvent) -> bool:
+    """Whether peers may now reach the box at other addresses, or again after an outage.
+
+    True for a global address added or removed (link-local and loopback ones follow links
+    and never reach a registrar or a browser: RFC 4291 §2.5.6, RFC 3927) and for carrier
+    regained. A DHCP renewal that keeps its address changes nothing; a new lease shows as
+    an address added.
+    """
+    if isinstance(event, AddressAdded | AddressRemoved):
+        try:
+            ip = ipaddress.ip_interface(event.address).ip
+        except ValueError:
+            return False
+        return not (ip.is_link_local or ip.is_loopback)
+    return isinstance(event, CarrierChanged) and event.carrier

@@ -31,6 +31,7 @@ from appliance.net.events import (
     LinkRemoved,
     NetEvent,
     NetworkChanged,
+    changes_reachability,
 )
 from appliance.net.model import IFF_LOWER_UP, IFF_UP
 from appliance.runtime.health import Health
@@ -43,6 +44,8 @@ RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV6_IFADDR = 0x100
 HELPER_RETRY_MAX = 30.0
+SETTLE = 0.5
+"""Seconds :meth:`NetworkMonitor.on_change` gathers a burst of changes (one apply) into one call."""
 
 Callback = Callable[[NetEvent], None]
 
@@ -140,6 +143,7 @@ class NetworkMonitor(Subsystem):
         self.tracker = LinkTracker()
         self.leases: dict[str, dict[str, Any]] = {}
         self._callbacks: list[Callback] = []
+        self._pending: dict[int, asyncio.TimerHandle] = {}
         self._ipr: Any = None
         self.events_seen = metrics.counter(
             "appliance_net_events_total", "Network events raised, by kind.", ["kind"]
@@ -183,6 +187,37 @@ class NetworkMonitor(Subsystem):
         def unsubscribe() -> None:
             with contextlib.suppress(ValueError):
                 self._callbacks.remove(callback)
+
+        return unsubscribe
+
+    def on_change(self, callback: Callable[[], None], settle: float = SETTLE) -> Callable[[], None]:
+        """Call ``callback`` at most ``settle`` seconds after the box's reachability changed.
+
+        Reachability changes are those :func:`~appliance.net.events.changes_reachability`
+        names; every change within ``settle`` of the first makes one call. Returns a function
+        that unsubscribes (and drops a call not yet made).
+        """
+        key = id(callback)
+
+        def fire() -> None:
+            self._pending.pop(key, None)
+            try:
+                callback()
+            except Exception as exc:
+                log.error("network change subscriber failed", exc_info=exc)
+
+        def on_event(event: NetEvent) -> None:
+            if key not in self._pending and changes_reachability(event):
+                loop = asyncio.get_running_loop()
+                self._pending[key] = loop.call_later(settle, fire)
+
+        unsubscribe_events = self.subscribe(on_event)
+
+        def unsubscribe() -> None:
+            unsubscribe_events()
+            handle = self._pending.pop(key, None)
+            if handle is not None:
+                handle.cancel()
 
         return unsubscribe
 
@@ -251,6 +286,9 @@ class NetworkMonitor(Subsystem):
 
     async def stop(self) -> None:
         """Stop following; close the netlink socket."""
+        for handle in self._pending.values():
+            handle.cancel()
+        self._pending.clear()
         await self.cancel_tasks()
         if self._ipr is not None:
             self._ipr.close()
