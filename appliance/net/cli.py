@@ -151,6 +151,10 @@ def render_show(result: dict[str, Any]) -> str:
             f"A try is pending: it rolls back {_when(pending.get('seconds_left'))} unless "
             "`appliance net confirm`."
         )
+    elif pending and pending.get("status") == "done":
+        at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(pending.get("created", 0)))
+        what = "apply" if pending.get("mode") == "apply" else "confirmed try"
+        lines.append(f"`appliance net rollback` would undo the {what} of {at}.")
     last = result.get("last_rollback")
     if last:
         exact = "restored exactly" if last.get("exact") else "NOT restored exactly"

@@ -10,7 +10,7 @@ helper answers each with one line, in order, and a connection may carry several 
 Operations: ``show``, ``diff``, ``apply``, ``try`` (with ``timeout`` in seconds), ``confirm``,
 ``rollback``, ``events``. After ``events`` is answered, the helper writes one event object
 per line (``{"event": "dhcp", ...}``) until the client closes. The full reference is in
-``docs/operations.md`` (Network management).
+``docs/network.md`` (The helper's protocol).
 """
 
 from __future__ import annotations

@@ -52,3 +52,16 @@ def test_show_lists_links_addresses_routes_leases_and_a_pending_try() -> None:
     assert "DNS: 192.0.2.53 (in /run/appliance-net/resolv.conf)" in lines
     assert any(line.startswith("A try is pending: it rolls back at ") for line in lines)
     assert lines[-1].endswith("not confirmed within 120 s (restored exactly)")
+
+
+def test_show_says_what_rollback_would_undo() -> None:
+    created = time.mktime((2025, 3, 4, 10, 20, 30, 0, 0, -1))
+    base = {"state": NetState().to_json(), "manage": True, "last_rollback": None}
+    text = render_show({**base, "pending": {"status": "done", "mode": "apply", "created": created}})
+    assert (
+        text.splitlines()[-1]
+        == "`appliance net rollback` would undo the apply of 2025-03-04 10:20:30."
+    )
+    text = render_show({**base, "pending": {"status": "done", "mode": "try", "created": created}})
+    assert text.splitlines()[-1].endswith("would undo the confirmed try of 2025-03-04 10:20:30.")
+    assert "rollback" not in render_show({**base, "pending": None})
