@@ -22,8 +22,8 @@ Every part is real and runs in its own process on loopback:
   back to the sender). A plain UDP generator (``relay.py udp``) drives it with N streams of
   172-byte RTP packets (12-byte header + 160-byte payload) every 20 ms: the same packet
   rate as the box, 50 packets/s per call each way through the relay.
-* **the direct path**: a second UDP generator sends N more such streams straight to the
-  echo, with no relay: the reference round trip.
+* **the direct path**: a second UDP generator sends N more such streams straight to an
+  echo, with no relay: the reference round trip. Each path has its own sipp echo.
 
 All three paths run at once, in the same measuring window, so the load other programs put
 on the machine falls on them alike. Each payload carries a magic, its stream, its
@@ -633,21 +633,38 @@ class Box:
         self.notify.close()
 
 
-def start_echo_phone(directory: Path) -> tuple[subprocess.Popen[bytes], int, int]:
-    """sipp as the phone: SIP on one port, RTP echo on another."""
-    sipp = shutil.which("sipp")
-    if sipp is None:
-        raise SystemExit("bench/relay.py needs sipp (Debian package sip-tester)")
-    port, echo = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
-    proc = subprocess.Popen(
-        [sipp, "-sf", str(SCENARIO), "-i", "127.0.0.1", "-p", str(port), "-mi", "127.0.0.1",
-         "-mp", str(echo), "-rtp_echo", "-nostdin", "-t", "u1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=directory,
-    )  # fmt: skip
-    time.sleep(0.3)
-    if proc.poll() is not None:
-        raise RuntimeError(f"sipp exited with {proc.returncode}")
-    return proc, port, echo
+class EchoPhone:
+    """sipp as a phone: a UAS on one port (``relay_phone.xml``), an RTP echo on another."""
+
+    def __init__(self, directory: Path) -> None:
+        sipp = shutil.which("sipp")
+        if sipp is None:
+            raise SystemExit("bench/relay.py needs sipp (Debian package sip-tester)")
+        self.sip_port = free_port(socket.SOCK_DGRAM)
+        self.echo_port = free_port(socket.SOCK_DGRAM)
+        self.proc = subprocess.Popen(
+            [sipp, "-sf", str(SCENARIO), "-i", "127.0.0.1", "-p", str(self.sip_port),
+             "-mi", "127.0.0.1", "-mp", str(self.echo_port), "-rtp_echo", "-nostdin",
+             "-t", "u1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=directory,
+        )  # fmt: skip
+
+    def check(self) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"sipp exited with {self.proc.returncode}")
+
+    @property
+    def echo(self) -> str:
+        return f"127.0.0.1:{self.echo_port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 @dataclass
@@ -697,26 +714,29 @@ def run(calls: int, seconds: float, warmup: float, dump: Path | None) -> dict[st
     """Set everything up, measure one window, tear down; the figures."""
     with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmp:
         directory = Path(tmp)
-        phone, phone_port, echo = start_echo_phone(directory)
+        # One echo per path, so that no path's packets queue behind another's at the echo.
+        phones = {path: EchoPhone(directory) for path in ("direct", "bare", "box")}
         children: list[Child] = []
         box: Box | None = None
         try:
             box = Box(directory, calls)
             box.wait_ready()
+            for phone in phones.values():
+                phone.check()
             idle0, idle_t0 = cpu_seconds(box.proc.pid), time.monotonic()
             time.sleep(2.0)
             idle_pct = 100.0 * (cpu_seconds(box.proc.pid) - idle0) / (time.monotonic() - idle_t0)
-            forwarder = Child("forwarder", ["forwarder", str(calls), f"127.0.0.1:{echo}"],
+            forwarder = Child("forwarder", ["forwarder", str(calls), phones["bare"].echo],
                               directory, dump)  # fmt: skip
             children.append(forwarder)
             ports = forwarder.expect("ports", timeout=15)
             generators = {
-                "direct": Child("direct", ["udp", *[f"127.0.0.1:{echo}"] * calls], directory,
+                "direct": Child("direct", ["udp", *[phones["direct"].echo] * calls], directory,
                                 dump),
                 "bare": Child("bare", ["udp", *[f"127.0.0.1:{p}" for p in ports]], directory,
                               dump),
                 "box": Child("browsers", ["browsers", f"https://127.0.0.1:{box.web_port}",
-                                          f"sip:echo@127.0.0.1:{phone_port}",
+                                          f"sip:echo@127.0.0.1:{phones['box'].sip_port}",
                                           *[f"taker{i}" for i in range(calls)]],
                              directory, dump),
             }  # fmt: skip
@@ -734,12 +754,8 @@ def run(calls: int, seconds: float, warmup: float, dump: Path | None) -> dict[st
                 child.stop()
             if box is not None:
                 box.stop()
-            phone.send_signal(signal.SIGTERM)
-            try:
-                phone.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                phone.kill()
-                phone.wait()
+            for phone in phones.values():
+                phone.stop()
     return report(calls, window, idle_pct, problems)
 
 
