@@ -757,6 +757,8 @@ def run(calls: int, seconds: float, warmup: float, dump: Path | None) -> dict[st
             time.sleep(warmup)
             window = measure(generators, {"box": box.proc.pid, "bare": forwarder.pid}, seconds)
             problems = box.problems()
+            if dump is not None:
+                shutil.copy(box.log, dump / "box.log")
         finally:
             for child in children:
                 child.stop()
@@ -854,7 +856,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10, help="concurrent calls (default 10)")
     parser.add_argument("--seconds", type=float, default=30.0, help="measuring window")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the window")
-    parser.add_argument("--dump", type=Path, help="write every packet's round trip here")
+    parser.add_argument(
+        "--dump", type=Path, help="write every packet's round trip and the box's log here"
+    )
     args = parser.parse_args()
     if not 1 <= args.calls <= 150 or args.seconds <= 0 or args.warmup < 0:
         parser.error("expected 1 <= --calls <= 150, --seconds > 0, --warmup >= 0")
