@@ -7,7 +7,9 @@ module does the same work synchronously, with aiortc's own SRTP sessions, parser
 and sockets. It hooks, on one peer connection's objects only (aiortc 1.16.0, aioice
 0.13.0, checked by ``tests/webrtc/test_hooks.py``):
 
-* **receive**: ``aioice.ice.Connection.data_received`` (instance attribute). SRTP
+* **receive**: ``aioice.ice.Connection.data_received`` (instance attribute), and
+  ``StunProtocol.datagram_received`` of its UDP sockets (``Connection._protocols``),
+  which passes datagrams starting with 128 to 191 there without trying STUN first. SRTP
   packets (first byte 128 to 191, RFC 7983 §7; not RTCP, RFC 5761 §4) are unprotected with
   ``RTCDtlsTransport._rx_srtp`` once ``RTCDtlsTransport._state`` is ``CONNECTED``,
   parsed with ``_rtp_header_extensions_map``, routed with ``_rtp_router.route_rtp`` and
@@ -152,8 +154,30 @@ class FastReceiver:
                 _keep(asyncio.ensure_future(target._handle_rtp_packet(packet, clock.current_ms())))
 
         connection.data_received = data_received  # type: ignore[method-assign]
+        for protocol in connection._protocols:
+            if type(protocol) is StunProtocol:
+                _demultiplex_first(protocol, data_received)
         self.hooked = connection
         return True
+
+
+def _demultiplex_first(protocol: StunProtocol, data_received: Callable[[bytes, int], None]) -> None:
+    """Give SRTP/SRTCP datagrams of a UDP candidate socket straight to ``data_received``.
+
+    RFC 7983 §7 tells them by their first byte (128 to 191), which STUN never has (its
+    first two bits are zero, RFC 8489 §5): aioice's attempt to parse them as STUN is
+    skipped. Everything else goes to aioice as before.
+    """
+    original = protocol.datagram_received
+    component = protocol.local_candidate.component
+
+    def datagram_received(data: bytes | str, addr: tuple[Any, ...]) -> None:
+        if isinstance(data, bytes) and data and 127 < data[0] < 192:
+            data_received(data, component)
+        else:
+            original(data, addr)
+
+    protocol.datagram_received = datagram_received  # type: ignore[method-assign]
 
 
 class FastSender:

@@ -67,6 +67,11 @@ async def test_audio_both_ways_byte_exact_through_the_fast_path() -> None:
         await asyncio.sleep(0.02)
     await until(lambda: len(browser.received) == 50 and len(box_in) >= 45, what="all audio")
 
+    # The box's UDP sockets hand SRTP to the fast path before aioice tries STUN.
+    hooked = box.fast_receiver.hooked
+    assert hooked is not None and hooked._protocols
+    assert all("datagram_received" in vars(p) for p in hooked._protocols)
+
     # box -> browser: every payload, in order, one SSRC, consecutive sequence numbers and
     # timestamps 160 apart (RFC 3550 §5.1), the marker only where it was given.
     sender = box_sender(box)

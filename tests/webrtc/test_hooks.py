@@ -58,6 +58,10 @@ def test_aioice_hands_non_stun_datagrams_to_connection_data_received() -> None:
     assert list(inspect.signature(Connection.data_received).parameters) == [
         "self", "data", "component",
     ]  # fmt: skip
+    assert list(inspect.signature(StunProtocol.datagram_received).parameters) == [
+        "self", "data", "addr",
+    ]  # fmt: skip
+    assert "self.local_candidate.component" in source
     assert "self._nominated.get(component)" in inspect.getsource(Connection.sendto)
     assert "active_pair.protocol.send_data(data, active_pair.remote_addr)" in inspect.getsource(
         Connection.sendto
@@ -125,6 +129,7 @@ async def test_the_private_attributes_of_the_fast_path_exist_with_their_shapes()
     connection = dtls.transport._connection
     assert isinstance(connection, Connection)
     assert connection._nominated == {}
+    assert connection._protocols == []  # StunProtocol per local socket once gathered
     assert callable(connection.data_received)
     assert isinstance(sender._ssrc, int) and sender._enabled is True
     assert sender._RTCRtpSender__started is False  # type: ignore[attr-defined]
