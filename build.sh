@@ -14,7 +14,7 @@ VENV=$ROOT/.venv
 PYTHON=${PYTHON:-python3}
 
 # Debian packages the test suite drives as real peers and tools.
-TEST_APT_PACKAGES=(systemd sip-tester chromium)
+TEST_APT_PACKAGES=(systemd sip-tester chromium liblinphone10)
 
 say() {
     if [ -t 2 ]; then printf '\033[1m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi
