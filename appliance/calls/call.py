@@ -22,6 +22,7 @@ from aiortc.rtp import RtpPacket as AiortcPacket
 from appliance.calls.phone_sdp import (
     LocalAudio,
     PhoneAudio,
+    no_audio_cause,
     payload_types_for,
     phone_answer,
     phone_offer,
@@ -230,7 +231,7 @@ class Call:
             self.hangup(f"the phone's media could not be used ({exc})")
             return
         if audio is None:
-            self.hangup("the phone accepted none of the offered audio codecs")
+            self.hangup(no_audio_cause(answer, self.settings.srtp))
             return
         self.phone_audio = audio
         codec, phone_pt = audio.codecs[0]
