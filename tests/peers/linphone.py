@@ -253,6 +253,9 @@ class _Api:
         self.call_params_realtime_text_enabled: Callable[[int], int] = fn(
             "linphone_call_params_realtime_text_enabled", _BOOL, _P
         )
+        self.call_params_enable_audio: Callable[[int, int], None] = fn(
+            "linphone_call_params_enable_audio", None, _P, _BOOL
+        )
         self.call_params_enable_video: Callable[[int, int], None] = fn(
             "linphone_call_params_enable_video", None, _P, _BOOL
         )
@@ -487,7 +490,8 @@ class CallInfo:
 
 @dataclass
 class Records:
-    """What the phone's callbacks saw, appended on the liblinphone thread."""
+    """What the phone's callbacks saw about its current (or last) call and its registration,
+    appended on the liblinphone thread; a new call starts new records."""
 
     states: list[CallState] = field(default_factory=list)
     registration: list[RegistrationState] = field(default_factory=list)
@@ -602,6 +606,7 @@ class LinphonePhone:
         if call != self._call and value in (CallState.INCOMING_RECEIVED, CallState.OUTGOING_INIT):
             self._release_call()
             self._call = _nonnull(api.call_ref(call), "linphone_call_ref")
+            self.records = Records(registration=self.records.registration)  # a new call
         if call != self._call:
             return
         if value in (CallState.ERROR, CallState.END):
@@ -693,33 +698,39 @@ class LinphonePhone:
 
         return self._run(job)
 
-    def _params(self, call: int | None, rtt: bool, srtp: str | None, video: bool) -> int:
+    def _params(
+        self, call: int | None, *, rtt: bool, srtp: str | None, video: bool, audio: bool = True
+    ) -> int:
         api = self._api
+        if srtp not in (None, "SDES"):
+            raise ValueError(f"srtp={srtp!r}: only 'SDES' (RFC 4568) is driven here")
         params = _nonnull(api.core_create_call_params(self._core, call), "call params")
         if rtt and api.call_params_enable_realtime_text(params, 1) != 0:
             api.call_params_unref(params)
             raise RuntimeError("realtime text refused by liblinphone")
         api.call_params_enable_video(params, 1 if video else 0)
+        if not audio:
+            api.call_params_enable_audio(params, 0)
         if srtp is not None:
-            if srtp != "SDES":
-                api.call_params_unref(params)
-                raise ValueError(f"srtp={srtp!r}: only 'SDES' (RFC 4568) is driven here")
             api.call_params_set_media_encryption(params, MediaEncryption.SRTP)
             api.call_params_enable_mandatory_media_encryption(params, 1)
         return params
 
     def call(
-        self, uri: str, *, rtt: bool = False, srtp: str | None = None, video: bool = False
+        self,
+        uri: str,
+        *,
+        rtt: bool = False,
+        srtp: str | None = None,
+        video: bool = False,
+        audio: bool = True,
     ) -> None:
-        """INVITE ``uri``: audio, plus RFC 4103 text when ``rtt``, plus video when ``video``;
-        ``srtp="SDES"`` makes SDES-SRTP (RFC 4568, ``RTP/SAVP``) mandatory."""
+        """INVITE ``uri``: audio unless not ``audio``, RFC 4103 text when ``rtt``, video when
+        ``video``; ``srtp="SDES"`` makes SDES-SRTP (RFC 4568, ``RTP/SAVP``) mandatory."""
 
         def job() -> None:
             api = self._api
-            self.records.states.clear()
-            self.records.text.clear()
-            self.records.end_code = None
-            params = self._params(None, rtt, srtp, video)
+            params = self._params(None, rtt=rtt, srtp=srtp, video=video, audio=audio)
             try:
                 call = api.core_invite_with_params(self._core, uri.encode(), params)
             finally:
@@ -736,8 +747,7 @@ class LinphonePhone:
             api = self._api
             if not self._call:
                 raise RuntimeError("no call to answer")
-            self.records.text.clear()
-            params = self._params(self._call, rtt, srtp, video=False)
+            params = self._params(self._call, rtt=rtt, srtp=srtp, video=False)
             try:
                 status = api.call_accept_with_params(self._call, params)
             finally:

@@ -4,6 +4,7 @@ SDES-SRTP when asked."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -114,3 +115,23 @@ def test_quiet_unless_asked(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -
         phone.close()
     out, err = capfd.readouterr()
     assert out == "" and err == "", (out[:500], err[:500])
+
+
+async def test_text_only_call(phones: Phones, tmp_path: Path) -> None:
+    """No audio stream at all, as text-only emergency calls are (RFC 4103 alone)."""
+    alice, bob = phones("alice", 440.0), phones("bob", 1000.0)
+    alice.call(bob.uri, rtt=True, audio=False)
+    await bob.wait_state(CallState.INCOMING_RECEIVED)
+    bob.answer(rtt=True)
+    await alice.wait_state(CallState.STREAMS_RUNNING)
+    info = bob.call_info()
+    assert info is not None and info.realtime_text, info
+    alice.put_text("112\u2028")
+    await bob.wait_for(lambda p: p.received_text == "112\u2028", 5, "text without audio")
+    alice.hangup()
+    await bob.wait_state(CallState.RELEASED)
+    trace = linphone.sip_trace(tmp_path / "linphone.log")
+    offer = next(m for m in trace if m.sent and m.method == "INVITE" and m.status is None)
+    answer = next(m for m in trace if m.sent and m.method == "INVITE" and m.status == 200)
+    for sdp in (offer.body, answer.body):
+        assert re.findall(r"^m=(\w+)", sdp, re.M) == ["text"], sdp
