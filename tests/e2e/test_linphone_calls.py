@@ -78,6 +78,7 @@ async def test_linphone_registers_calls_operator_with_mandatory_sdes_holds_and_h
     assert info is not None
     assert info.encryption is MediaEncryption.SRTP, info
 
+    # Opus call: the phone sends RFC 4733 events, the box signals the page's key by SIP INFO.
     phone.send_dtmf("5#")
     await page.get_by_role("button", name="Key 7").click()
     await page.locator("article.call .dtmf", has_text="5#").wait_for()
