@@ -22,6 +22,7 @@ from aiortc.rtp import RtpPacket as AiortcPacket
 from appliance.calls.phone_sdp import (
     LocalAudio,
     PhoneAudio,
+    no_audio_cause,
     payload_types_for,
     phone_answer,
     phone_offer,
@@ -105,13 +106,17 @@ class AudioPath:
     codec: Codec
     phone_pt: int
     browser_pt: int
-    phone_event_pt: int | None
+    phone_event_pt: int | None  # for sending: telephone-event/8000 with an 8000 Hz codec only
     to_phone: StreamRewriter
     to_browser: StreamRewriter
     dtmf_in: DtmfReceiver = field(default_factory=DtmfReceiver)
     dtmf_out: DtmfSender = field(default_factory=DtmfSender)
     from_phone: int = 0
     from_browser: int = 0
+    # For receiving: the telephone-event/8000 our SDP accepted, whatever the audio clock.
+    # A phone may send it beside Opus; only an event's timestamp identifies it (RFC 4733
+    # §2.5.1.1), so the relay reports its digits all the same.
+    events_in_pt: int | None = None
 
 
 class Call:
@@ -230,7 +235,7 @@ class Call:
             self.hangup(f"the phone's media could not be used ({exc})")
             return
         if audio is None:
-            self.hangup("the phone accepted none of the offered audio codecs")
+            self.hangup(no_audio_cause(answer, self.settings.srtp))
             return
         self.phone_audio = audio
         codec, phone_pt = audio.codecs[0]
@@ -382,6 +387,7 @@ class Call:
         self.sip.answer_offer(self.leg, self.local_sdp.encode())
         self.audio.phone_pt = phone_pt
         self.audio.phone_event_pt = telephone_event_for(self.audio.codec, audio)
+        self.audio.events_in_pt = audio.telephone_event
         self.audio.to_phone.set_payload_map({self.audio.browser_pt: phone_pt})
         self._follow_phone(audio)
 
@@ -493,6 +499,7 @@ class Call:
             phone_event_pt=telephone_event_for(codec, audio),
             to_phone=StreamRewriter(codec.clock_rate, {browser_pt: phone_pt}),
             to_browser=StreamRewriter(codec.clock_rate, {phone_pt: browser_pt}),
+            events_in_pt=audio.telephone_event,
         )  # fmt: skip
         self.endpoint.start_rtcp(codec.clock_rate, self.audio.to_phone.ssrc)
         self.held_there = audio.on_hold
@@ -508,7 +515,7 @@ class Call:
         audio = self.audio
         if audio is None or self.webrtc is None:
             return
-        if packet.payload_type == audio.phone_event_pt:
+        if packet.payload_type == audio.events_in_pt:
             digit = audio.dtmf_in.feed(packet.timestamp, packet.payload)
             if digit is not None and self.page is not None:
                 self.page.send({"type": "dtmf", "call": self.id, "digit": digit})
@@ -616,7 +623,8 @@ def telephone_event_for(codec: Codec, audio: PhoneAudio) -> int | None:
     """The telephone-event payload type usable with ``codec``, or None (then SIP INFO).
 
     Events share the audio stream's SSRC and timestamp clock (RFC 4733 §2.1); the box
-    offers and accepts telephone-event/8000 only, so a codec with another RTP clock (Opus,
-    48 kHz) carries DTMF by INFO instead.
+    offers and accepts telephone-event/8000 only, so with a codec of another RTP clock
+    (Opus, 48 kHz) it sends DTMF by INFO instead. Events the phone sends are reported
+    either way (``AudioPath.events_in_pt``).
     """
     return audio.telephone_event if codec.clock_rate == 8000 else None

@@ -89,6 +89,18 @@ def read_audio(sd: SessionDescription, allowed: list[Codec]) -> PhoneAudio | Non
     return None
 
 
+def no_audio_cause(answer: SessionDescription, srtp: str) -> str:
+    """Why a phone's answer leaves no audio to relay, in words for the page.
+
+    Port 0 refuses a stream (RFC 3264 §6): a phone that insists on SRTP refuses the
+    ``RTP/AVP`` line with ``a=crypto`` that ``[media] srtp = "offer"`` sends (RFC 8643)."""
+    if any(m.kind == "audio" and not m.rejected for m in answer.media):
+        return "the phone accepted none of the offered audio codecs"
+    if srtp == "offer":
+        return 'the phone refused the audio stream (if it requires SRTP: [media] srtp = "require")'
+    return "the phone refused the audio stream"
+
+
 @dataclass(frozen=True)
 class LocalAudio:
     """What the box puts in its own audio m-line toward the phone."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from appliance.calls.call import telephone_event_for
 from appliance.calls.phone_sdp import (
     LocalAudio,
+    no_audio_cause,
     payload_types_for,
     phone_answer,
     phone_offer,
@@ -104,3 +105,26 @@ def test_telephone_events_go_only_with_an_8000_hz_codec() -> None:
     assert telephone_event_for(PCMU, audio) == 101
     assert telephone_event_for(G722, audio) == 101, "G.722's RTP clock is 8000 Hz"
     assert telephone_event_for(OPUS, audio) is None, "48 kHz stream: DTMF goes by SIP INFO"
+
+
+# liblinphone 5.1 with mandatory SRTP, answering the box's RTP/AVP offer with a=crypto.
+REFUSED_BY_SRTP_ONLY_PHONE = (
+    "v=0\r\no=1001 1 1 IN IP4 127.0.0.1\r\ns=Talk\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    "m=audio 0 RTP/AVP 0\r\n"
+)
+
+
+def test_an_answer_refusing_the_audio_line_is_told_apart_from_no_common_codec() -> None:
+    refused = SessionDescription.parse(REFUSED_BY_SRTP_ONLY_PHONE)
+    assert read_audio(refused, ALL) is None
+    assert no_audio_cause(refused, "offer") == (
+        'the phone refused the audio stream (if it requires SRTP: [media] srtp = "require")'
+    )
+    assert no_audio_cause(refused, "require") == "the phone refused the audio stream"
+    other_codec = SessionDescription.parse(
+        REFUSED_BY_SRTP_ONLY_PHONE.replace("m=audio 0 RTP/AVP 0", "m=audio 7078 RTP/AVP 18")
+    )
+    assert read_audio(other_codec, ALL) is None
+    assert no_audio_cause(other_codec, "offer") == (
+        "the phone accepted none of the offered audio codecs"
+    )
