@@ -183,6 +183,9 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose host /h
 for dir in proc sys dev; do mount --bind /$dir /host/$dir; done
 mount -t tmpfs tmp /host/tmp
 mount -t tmpfs run /host/run
+# The checkout may itself live under /tmp or /run (CI clones there): mount it again on top.
+mkdir -p /host{checkout}
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose checkout /host{checkout}
 echo "VM-COMMAND-START"
 chroot /host /bin/sh -c "$(sed 's/.*appliance_cmd=//' /proc/cmdline | base64 -d)"
 echo "VM-EXIT-STATUS $?"
@@ -201,7 +204,7 @@ def run_in_vm(parts: VmParts, command: str, workdir: Path, timeout: float) -> tu
         ("bin/busybox", stat.S_IFREG | 0o755, parts.busybox.read_bytes()),
     ]
     entries += [(f"modules/{m.name}", stat.S_IFREG | 0o644, m.read_bytes()) for m in parts.modules]
-    init = INIT.format(modules=" ".join(m.name for m in parts.modules))
+    init = INIT.format(modules=" ".join(m.name for m in parts.modules), checkout=ROOT)
     entries.append(("init", stat.S_IFREG | 0o755, init.encode()))
     initrd = workdir / "initrd.cpio"
     initrd.write_bytes(_cpio(entries))
@@ -231,6 +234,8 @@ def run_in_vm(parts: VmParts, command: str, workdir: Path, timeout: float) -> tu
         f"console=ttyS0 rdinit=/init panic=-1 quiet appliance_cmd={encoded}",
         "-virtfs",
         "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap",
+        "-virtfs",
+        f"local,path={ROOT},mount_tag=checkout,security_model=none,readonly=on,multidevs=remap",
     ]
     try:
         result = subprocess.run(
