@@ -1,0 +1,364 @@
+"""The RFC 4103 receiver: in-order T140blocks from RTP packets, with loss recovery, sans-I/O.
+
+Blocks are placed by sequence number. A packet's redundant blocks repeat the primaries of
+the packets just before it, so block ``j`` from the end belongs to ``seq - j``
+(RFC 4103 §4.2); they fill gaps left by lost packets. Blocks are delivered strictly in
+sequence order. When the next block is missing and a later packet has arrived, delivery
+waits up to ``hold`` seconds (1 s recommended, RFC 4103 §5.4) for a reordered packet, then
+the block is reported lost with one U+FFFD (RFC 4103 §5.3).
+
+A RED packet with fewer redundant blocks than the session's level has left out blocks too
+old to send (> 16383 ms, RFC 4103 §4.1); those are empty idle-tail blocks, and are taken
+as empty (RFC 4103 §5.3). This receiver does so only when the timestamps agree that the
+left-out blocks are that old; otherwise the blocks count as lost and are marked, so a peer
+that declares more redundancy than it sends cannot make text vanish unmarked. The level
+starts at the declared number of generations and follows two successive packets that
+carry the same number (RFC 4103 §5.3).
+
+The first packets of a stream (or after an SSRC change) set where delivery starts: a packet
+with the marker bit, or with fewer redundant blocks than the level, shows the session
+start; otherwise earlier text may have been missed, so after ``hold`` seconds without an
+earlier packet one U+FFFD goes before the first block.
+
+Duplicates and packets older than what was already delivered are dropped. A sequence jump
+beyond ``max_dropout`` (ahead) or ``max_misorder`` (behind) is believed only when the next
+packet follows it (RFC 3550 §A.1); the stream then restarts after one U+FFFD. Packets of a
+payload type other than red and t140 (e.g. RFC 6263 keep-alives) count as empty blocks.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass
+
+from appliance.rtt.red import MAX_OFFSET, RedError, RedundantBlock, decode_red
+from appliance.rtt.t140 import LOSS_MARK_BYTES
+
+TS_MASK = 0xFFFFFFFF
+SEQ_MASK = 0xFFFF
+
+
+class Origin(enum.Enum):
+    """Where a delivered block came from."""
+
+    PRIMARY = "primary"
+    REDUNDANT = "redundant"  # recovered from a later packet's redundancy (RFC 4103 §4.2)
+    INFERRED = "inferred-empty"  # a left-out, too-old empty block (RFC 4103 §5.3)
+    LOST = "lost"  # unrecoverable; ``data`` is the U+FFFD mark (RFC 4103 §5.3)
+
+
+@dataclass(frozen=True)
+class ReceivedBlock:
+    """One T140block in stream order; ``seq`` is the RTP sequence number it belongs to."""
+
+    ssrc: int
+    seq: int
+    data: bytes
+    origin: Origin
+
+
+@dataclass
+class ReceiverStats:
+    """Counters, in blocks (a lost block is one mark)."""
+
+    delivered: int = 0
+    recovered: int = 0
+    inferred: int = 0
+    marked: int = 0
+    duplicates: int = 0
+    late: int = 0
+    out_of_range: int = 0
+    malformed: int = 0
+    foreign_pt: int = 0
+    stale_ssrc: int = 0
+    ssrc_changes: int = 0
+    resyncs: int = 0
+
+
+@dataclass
+class _Slot:
+    data: bytes
+    origin: Origin
+    ts: int | None
+
+
+class RttReceiver:
+    """Reassembles one RFC 4103 text stream (RFC 2198 RED when ``red_pt`` is given).
+
+    ``generations`` is the declared redundancy (``a=fmtp:<red> 98/98/98`` gives 2); it is 0
+    without RED. Call :meth:`feed` per packet and :meth:`poll` when :meth:`next_deadline`
+    passes, or after each feed, to collect :class:`ReceivedBlock` values.
+    """
+
+    def __init__(
+        self,
+        t140_pt: int,
+        red_pt: int | None = None,
+        *,
+        generations: int = 2,
+        hold: float = 1.0,
+        max_dropout: int = 3000,
+        max_misorder: int = 100,
+    ) -> None:
+        self.t140_pt = t140_pt
+        self.red_pt = red_pt
+        self.declared_generations = generations if red_pt is not None else 0
+        self.hold = hold
+        self.max_dropout = max_dropout
+        self.max_misorder = max_misorder
+        self.stats = ReceiverStats()
+        self._out: list[ReceivedBlock] = []
+        self._ssrc: int | None = None
+        self._retired: deque[int] = deque(maxlen=8)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._slots: dict[int, _Slot] = {}
+        self._arrivals: dict[int, float] = {}
+        self._head: int | None = None
+        self._start: int | None = None
+        self._start_certain = False
+        self._first_arrival = 0.0
+        self._highest: int | None = None
+        self._level: int | None = None
+        self._prev: tuple[int, int] | None = None
+        self._delivered_ts: int | None = None
+        self._bad_seq: int | None = None
+
+    @property
+    def level(self) -> int:
+        """The redundancy level in use: learned from the stream, else the declared one."""
+        return self.declared_generations if self._level is None else self._level
+
+    # ------------------------------------------------------------------ input
+    def feed(
+        self,
+        seq: int,
+        timestamp: int,
+        payload: bytes,
+        pt: int,
+        now: float,
+        *,
+        ssrc: int = 0,
+        marker: bool = False,
+    ) -> None:
+        """Take one RTP packet's fields; delivered blocks are collected by :meth:`poll`."""
+        if ssrc != self._ssrc:
+            if self._ssrc is not None:
+                if ssrc in self._retired:
+                    self.stats.stale_ssrc += 1
+                    return
+                self._flush_stream()
+                self._retired.append(self._ssrc)
+                self._reset()
+                self.stats.ssrc_changes += 1
+            self._ssrc = ssrc
+        redundant: tuple[RedundantBlock, ...] = ()
+        is_red = False
+        if self.red_pt is not None and pt == self.red_pt:
+            try:
+                red = decode_red(payload, self.t140_pt)
+            except RedError:
+                self.stats.malformed += 1
+                return
+            redundant, primary, is_red = red.redundant, red.primary, True
+        elif pt == self.t140_pt:
+            primary = payload
+        else:
+            self.stats.foreign_pt += 1
+            primary = b""
+        seq &= SEQ_MASK
+        timestamp &= TS_MASK
+        ext = self._unwrap(seq)
+        if self._out_of_range(ext):
+            if self._bad_seq != seq:
+                self._bad_seq = (seq + 1) & SEQ_MASK
+                self.stats.out_of_range += 1
+                return
+            self._flush_stream()
+            self._mark(ext - len(redundant) - 1)
+            self._reset()
+            self.stats.resyncs += 1
+            ext = self._unwrap(seq)
+            self._place(ext, timestamp, redundant, primary, is_red=is_red, now=now)
+            self._note_start(ext - len(redundant), certain=True, now=now)
+            return
+        self._bad_seq = None
+        if self._head is not None and ext < self._head:
+            self.stats.late += 1
+            return
+        if not self._place(ext, timestamp, redundant, primary, is_red=is_red, now=now):
+            return
+        if self._head is None:
+            certain = marker or (is_red and len(redundant) < self.level)
+            self._note_start(ext - len(redundant), certain=certain, now=now)
+        else:
+            self._deliver()
+
+    def _unwrap(self, seq: int) -> int:
+        if self._highest is None:
+            return seq
+        delta = (seq - self._highest) & SEQ_MASK
+        return self._highest + delta - (0x10000 if delta >= 0x8000 else 0)
+
+    def _out_of_range(self, ext: int) -> bool:
+        if self._highest is None:
+            return False
+        floor = self._head if self._head is not None else self._start
+        assert floor is not None
+        return ext - self._highest > self.max_dropout or floor - ext > self.max_misorder
+
+    def _place(
+        self,
+        ext: int,
+        ts: int,
+        redundant: tuple[RedundantBlock, ...],
+        primary: bytes,
+        *,
+        is_red: bool,
+        now: float,
+    ) -> bool:
+        """Store a packet's blocks; False for a duplicate."""
+        slots = self._slots
+        slot = slots.get(ext)
+        if slot is not None and slot.origin is Origin.PRIMARY:
+            self.stats.duplicates += 1
+            return False
+        slots[ext] = _Slot(primary, Origin.PRIMARY, ts)
+        self._arrivals[ext] = now
+        floor = self._head
+        for back, block in enumerate(reversed(redundant), start=1):
+            where = ext - back
+            if floor is not None and where < floor:
+                break
+            known = slots.get(where)
+            if known is None or known.origin is Origin.INFERRED:
+                slots[where] = _Slot(block.data, Origin.REDUNDANT, (ts - block.offset) & TS_MASK)
+        if is_red:
+            carried = len(redundant)
+            if floor is not None and carried < self.level:
+                self._infer_empty(ext, ts, carried, floor)
+            if self._prev is not None and self._prev == (ext - 1, carried):
+                self._level = carried
+            self._prev = (ext, carried)
+        if self._highest is None or ext > self._highest:
+            self._highest = ext
+        return True
+
+    def _infer_empty(self, ext: int, ts: int, carried: int, floor: int) -> None:
+        """Take left-out levels as empty when they must be older than 16383 ms (§4.1, §5.3)."""
+        for back in range(carried + 1, self.level + 1):
+            where = ext - back
+            if where < floor:
+                return
+            if where in self._slots:
+                continue
+            lower = self._ts_below(where, floor)
+            if lower is None:
+                return
+            age = (ts - lower) & TS_MASK
+            if age <= MAX_OFFSET or age >= 0x80000000:
+                return
+            self._slots[where] = _Slot(b"", Origin.INFERRED, None)
+
+    def _ts_below(self, where: int, floor: int) -> int | None:
+        """The timestamp of the nearest block before ``where`` whose timestamp is known."""
+        for ext in range(where - 1, floor - 1, -1):
+            slot = self._slots.get(ext)
+            if slot is not None and slot.ts is not None:
+                return slot.ts
+        return self._delivered_ts
+
+    def _note_start(self, start: int, *, certain: bool, now: float) -> None:
+        if self._start is None:
+            self._first_arrival = now
+            self._start, self._start_certain = start, certain
+        elif start < self._start:
+            self._start, self._start_certain = start, certain
+        elif start == self._start:
+            self._start_certain = self._start_certain or certain
+        if self._start_certain:
+            self._head = self._start
+            self._deliver()
+
+    # ----------------------------------------------------------------- output
+    def _emit(self, ext: int, slot: _Slot) -> None:
+        stats = self.stats
+        if slot.origin is Origin.PRIMARY:
+            stats.delivered += 1
+        elif slot.origin is Origin.REDUNDANT:
+            stats.recovered += 1
+        elif slot.origin is Origin.INFERRED:
+            stats.inferred += 1
+        if slot.ts is not None:
+            self._delivered_ts = slot.ts
+        assert self._ssrc is not None
+        self._out.append(ReceivedBlock(self._ssrc, ext & SEQ_MASK, slot.data, slot.origin))
+
+    def _mark(self, ext: int) -> None:
+        self.stats.marked += 1
+        assert self._ssrc is not None
+        self._out.append(ReceivedBlock(self._ssrc, ext & SEQ_MASK, LOSS_MARK_BYTES, Origin.LOST))
+
+    def _deliver(self) -> None:
+        head = self._head
+        assert head is not None
+        slots = self._slots
+        while head in slots:
+            self._emit(head, slots.pop(head))
+            self._arrivals.pop(head, None)
+            head += 1
+        self._head = head
+
+    def _expire(self, now: float) -> None:
+        if self._head is None:
+            if self._start is None or now < self._first_arrival + self.hold:
+                return
+            self._mark(self._start - 1)
+            self._head = self._start
+        while True:
+            self._deliver()
+            if not self._arrivals or now < min(self._arrivals.values()) + self.hold:
+                return
+            self._mark(self._head)
+            self._head += 1
+
+    def _flush_stream(self) -> None:
+        """Deliver everything held, marking what is still missing: the stream has ended."""
+        if self._highest is None:
+            return
+        if self._head is None:
+            assert self._start is not None
+            if not self._start_certain:
+                self._mark(self._start - 1)
+            self._head = self._start
+        for ext in range(self._head, self._highest + 1):
+            slot = self._slots.pop(ext, None)
+            if slot is None:
+                self._mark(ext)
+            else:
+                self._emit(ext, slot)
+        self._slots.clear()
+        self._arrivals.clear()
+        self._head = self._highest + 1
+
+    def poll(self, now: float) -> list[ReceivedBlock]:
+        """Blocks ready at ``now``, in stream order."""
+        self._expire(now)
+        out, self._out = self._out, []
+        return out
+
+    def flush(self) -> list[ReceivedBlock]:
+        """End of the stream (hang-up): everything held, gaps marked."""
+        self._flush_stream()
+        out, self._out = self._out, []
+        return out
+
+    def next_deadline(self) -> float | None:
+        """When a wait for a missing or earlier packet ends; ``None`` when nothing waits."""
+        if self._head is None:
+            return None if self._start is None else self._first_arrival + self.hold
+        if self._head not in self._slots and self._arrivals:
+            return min(self._arrivals.values()) + self.hold
+        return None
