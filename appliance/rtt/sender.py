@@ -41,6 +41,10 @@ MAX_GENERATIONS = 3
 
 TS_MASK = 0xFFFFFFFF
 
+EARLY = 1e-6
+"""A poll this close before a deadline counts as on time: event loops may wake a timer a
+clock tick early, and sums of float seconds drift by a few ulps."""
+
 
 @dataclass(frozen=True)
 class RtpPayloadOut:
@@ -190,13 +194,13 @@ class RttSender:
             self.keepalive is not None
             and self._last_send is not None
             and self.idle
-            and now >= self._last_send + self.keepalive
+            and now >= self._last_send + self.keepalive - EARLY
         ):
             self.write(BOM, now)
         active = self._tail_left > 0
         if active:
             assert self._last_send is not None
-            if now < self._last_send + self.interval:
+            if now < self._last_send + self.interval - EARLY:
                 return []
         elif not self._pending:
             return []
