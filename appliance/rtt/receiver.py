@@ -20,6 +20,10 @@ with the marker bit, or with fewer redundant blocks than the level, shows the se
 start; otherwise earlier text may have been missed, so after ``hold`` seconds without an
 earlier packet one U+FFFD goes before the first block.
 
+A new SSRC starts a new stream (RFC 3550 §8.2): the old one is ended first, delivering
+what it holds and marking its gaps. Late packets of an SSRC the stream has left never
+enter the new stream; what they carry beyond the old stream's end is marked lost.
+
 Duplicates and packets older than what was already delivered are dropped. A sequence jump
 beyond ``max_dropout`` (ahead) or ``max_misorder`` (behind) is believed only when the next
 packet follows it (RFC 3550 §A.1); the stream then restarts after one U+FFFD. Packets of a
@@ -37,6 +41,12 @@ from appliance.rtt.t140 import LOSS_MARK_BYTES
 
 TS_MASK = 0xFFFFFFFF
 SEQ_MASK = 0xFFFF
+
+MAX_RETIRED = 8
+"""SSRCs remembered after a change, so their late packets are not taken for a new stream."""
+
+EARLY = 1e-6
+"""A poll this close before a deadline counts as on time (timer wake-ups, float sums)."""
 
 
 class Origin(enum.Enum):
@@ -76,6 +86,9 @@ class ReceiverStats:
     resyncs: int = 0
 
 
+_Split = tuple[tuple[RedundantBlock, ...], bytes, bool]
+
+
 @dataclass
 class _Slot:
     data: bytes
@@ -110,7 +123,7 @@ class RttReceiver:
         self.stats = ReceiverStats()
         self._out: list[ReceivedBlock] = []
         self._ssrc: int | None = None
-        self._retired: deque[int] = deque(maxlen=8)
+        self._retired: dict[int, int] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -125,6 +138,7 @@ class RttReceiver:
         self._prev: tuple[int, int] | None = None
         self._delivered_ts: int | None = None
         self._bad_seq: int | None = None
+        self._had_primary: deque[int] = deque()
 
     @property
     def level(self) -> int:
@@ -144,32 +158,20 @@ class RttReceiver:
         marker: bool = False,
     ) -> None:
         """Take one RTP packet's fields; delivered blocks are collected by :meth:`poll`."""
+        seq &= SEQ_MASK
+        timestamp &= TS_MASK
+        split = self._split(payload, pt)
         if ssrc != self._ssrc:
             if self._ssrc is not None:
                 if ssrc in self._retired:
-                    self.stats.stale_ssrc += 1
+                    self._stale(ssrc, seq, split)
                     return
-                self._flush_stream()
-                self._retired.append(self._ssrc)
-                self._reset()
-                self.stats.ssrc_changes += 1
+                self._retire()
             self._ssrc = ssrc
-        redundant: tuple[RedundantBlock, ...] = ()
-        is_red = False
-        if self.red_pt is not None and pt == self.red_pt:
-            try:
-                red = decode_red(payload, self.t140_pt)
-            except RedError:
-                self.stats.malformed += 1
-                return
-            redundant, primary, is_red = red.redundant, red.primary, True
-        elif pt == self.t140_pt:
-            primary = payload
-        else:
-            self.stats.foreign_pt += 1
-            primary = b""
-        seq &= SEQ_MASK
-        timestamp &= TS_MASK
+        if split is None:
+            self.stats.malformed += 1
+            return
+        redundant, primary, is_red = split
         ext = self._unwrap(seq)
         if self._out_of_range(ext):
             if self._bad_seq != seq:
@@ -186,7 +188,10 @@ class RttReceiver:
             return
         self._bad_seq = None
         if self._head is not None and ext < self._head:
-            self.stats.late += 1
+            if ext in self._had_primary:
+                self.stats.duplicates += 1
+            else:
+                self.stats.late += 1
             return
         if not self._place(ext, timestamp, redundant, primary, is_red=is_red, now=now):
             return
@@ -195,6 +200,56 @@ class RttReceiver:
             self._note_start(ext - len(redundant), certain=certain, now=now)
         else:
             self._deliver()
+
+    def _split(self, payload: bytes, pt: int) -> _Split | None:
+        """A packet's redundant blocks, primary and whether it is RED; None if malformed."""
+        if self.red_pt is not None and pt == self.red_pt:
+            try:
+                red = decode_red(payload, self.t140_pt)
+            except RedError:
+                return None
+            return red.redundant, red.primary, True
+        if pt == self.t140_pt:
+            return (), payload, False
+        self.stats.foreign_pt += 1
+        return (), b"", False
+
+    def _retire(self) -> None:
+        """The SSRC changed: end the old stream and remember how far it got."""
+        self._flush_stream()
+        assert self._ssrc is not None
+        if self._highest is not None:
+            self._retired[self._ssrc] = self._highest & SEQ_MASK
+            while len(self._retired) > MAX_RETIRED:
+                del self._retired[next(iter(self._retired))]
+        self._reset()
+        self.stats.ssrc_changes += 1
+
+    def _stale(self, ssrc: int, seq: int, split: _Split | None) -> None:
+        """A late packet of an SSRC the stream has left (RFC 3550 §8.2).
+
+        What it carries beyond the old stream's end can no longer go in order: each such
+        block with text, and each block between that it implies but does not carry, is
+        marked lost (RFC 4103 §5.3); earlier packets and duplicates are dropped.
+        """
+        self.stats.stale_ssrc += 1
+        end = self._retired.get(ssrc)
+        if end is None:
+            return  # the old stream delivered nothing: its start was never known
+        ahead = (seq - end) & SEQ_MASK
+        if ahead == 0 or ahead >= 0x8000:
+            return
+        self._retired[ssrc] = seq
+        if split is None or ahead > self.max_misorder:
+            missing = 1
+        else:
+            redundant, primary, _ = split
+            carried = redundant[-(ahead - 1) :] if ahead > 1 else ()
+            blocks = [*(block.data for block in carried), primary]
+            missing = ahead - len(blocks) + sum(1 for data in blocks if data)
+        for _ in range(missing):
+            self.stats.marked += 1
+            self._out.append(ReceivedBlock(ssrc, seq, LOSS_MARK_BYTES, Origin.LOST))
 
     def _unwrap(self, seq: int) -> int:
         if self._highest is None:
@@ -287,6 +342,10 @@ class RttReceiver:
         stats = self.stats
         if slot.origin is Origin.PRIMARY:
             stats.delivered += 1
+            had = self._had_primary
+            had.append(ext)
+            while had[0] < ext - self.max_misorder:
+                had.popleft()
         elif slot.origin is Origin.REDUNDANT:
             stats.recovered += 1
         elif slot.origin is Origin.INFERRED:
@@ -313,13 +372,13 @@ class RttReceiver:
 
     def _expire(self, now: float) -> None:
         if self._head is None:
-            if self._start is None or now < self._first_arrival + self.hold:
+            if self._start is None or now < self._first_arrival + self.hold - EARLY:
                 return
             self._mark(self._start - 1)
             self._head = self._start
         while True:
             self._deliver()
-            if not self._arrivals or now < min(self._arrivals.values()) + self.hold:
+            if not self._arrivals or now < min(self._arrivals.values()) + self.hold - EARLY:
                 return
             self._mark(self._head)
             self._head += 1
