@@ -13,12 +13,17 @@ as empty (RFC 4103 §5.3). This receiver does so only when the timestamps agree 
 left-out blocks are that old; otherwise the blocks count as lost and are marked, so a peer
 that declares more redundancy than it sends cannot make text vanish unmarked. The level
 starts at the declared number of generations and follows two successive packets that
-carry the same number (RFC 4103 §5.3).
+carry the same number (RFC 4103 §5.3), leaving out packets whose shortfall age may explain
+(after a pause the first packets carry fewer blocks without any change of level).
 
-The first packets of a stream (or after an SSRC change) set where delivery starts: a packet
-with the marker bit, or with fewer redundant blocks than the level, shows the session
-start; otherwise earlier text may have been missed, so after ``hold`` seconds without an
-earlier packet one U+FFFD goes before the first block.
+The first packets of a stream (or after an SSRC change) set where delivery starts. A
+session's first text is a BOM, sent as soon as the session is set up (RFC 9071 §3.2), in
+a packet with the marker bit (RFC 4103 §3.5) and, with RED, fewer redundant blocks than
+the level. A packet shows the start when its first text is a BOM, it has the marker or
+a short redundancy, and it arrives within ``start_window`` of ``started`` (the marker, a
+short redundancy and even a keep-alive BOM also follow idle periods, so a later packet
+may follow a whole lost burst of text). Otherwise earlier text may have been missed: after
+``hold`` seconds without an earlier packet one U+FFFD goes before the first block.
 
 A new SSRC starts a new stream (RFC 3550 §8.2): the old one is ended first, delivering
 what it holds and marking its gaps. Late packets of an SSRC the stream has left never
@@ -37,13 +42,19 @@ from collections import deque
 from dataclasses import dataclass
 
 from appliance.rtt.red import MAX_OFFSET, RedError, RedundantBlock, decode_red
-from appliance.rtt.t140 import LOSS_MARK_BYTES
+from appliance.rtt.t140 import BOM, LOSS_MARK_BYTES
+
+BOM_BYTES = BOM.encode()
 
 TS_MASK = 0xFFFFFFFF
 SEQ_MASK = 0xFFFF
 
 MAX_RETIRED = 8
 """SSRCs remembered after a change, so their late packets are not taken for a new stream."""
+
+RECENT_TIMESTAMPS = 16
+"""Timestamps of the last delivered blocks kept to tell an aged-out block from a lower
+redundancy level."""
 
 EARLY = 1e-6
 """A poll this close before a deadline counts as on time (timer wake-ups, float sums)."""
@@ -96,12 +107,22 @@ class _Slot:
     ts: int | None
 
 
+def _opens_with_bom(redundant: tuple[RedundantBlock, ...], primary: bytes) -> bool:
+    """Whether the first text a packet carries is a BOM, as a session's first text is."""
+    for data in (*(block.data for block in redundant), primary):
+        if data:
+            return data.startswith(BOM_BYTES)
+    return False
+
+
 class RttReceiver:
     """Reassembles one RFC 4103 text stream (RFC 2198 RED when ``red_pt`` is given).
 
     ``generations`` is the declared redundancy (``a=fmtp:<red> 98/98/98`` gives 2); it is 0
     without RED. Call :meth:`feed` per packet and :meth:`poll` when :meth:`next_deadline`
-    passes, or after each feed, to collect :class:`ReceivedBlock` values.
+    passes, or after each feed, to collect :class:`ReceivedBlock` values. ``started`` is
+    when the session began (the media answer); ``None`` trusts a first packet's marker
+    whenever it comes, which only suits tests that start mid-stream on purpose.
     """
 
     def __init__(
@@ -113,6 +134,8 @@ class RttReceiver:
         hold: float = 1.0,
         max_dropout: int = 3000,
         max_misorder: int = 100,
+        started: float | None = None,
+        start_window: float = 2.0,
     ) -> None:
         self.t140_pt = t140_pt
         self.red_pt = red_pt
@@ -120,6 +143,8 @@ class RttReceiver:
         self.hold = hold
         self.max_dropout = max_dropout
         self.max_misorder = max_misorder
+        self.started = started
+        self.start_window = start_window
         self.stats = ReceiverStats()
         self._out: list[ReceivedBlock] = []
         self._ssrc: int | None = None
@@ -137,6 +162,7 @@ class RttReceiver:
         self._level: int | None = None
         self._prev: tuple[int, int] | None = None
         self._delivered_ts: int | None = None
+        self._recent_ts: deque[tuple[int, int]] = deque(maxlen=RECENT_TIMESTAMPS)
         self._bad_seq: int | None = None
         self._had_primary: deque[int] = deque()
 
@@ -167,6 +193,7 @@ class RttReceiver:
                     self._stale(ssrc, seq, split)
                     return
                 self._retire()
+                self.started = now
             self._ssrc = ssrc
         if split is None:
             self.stats.malformed += 1
@@ -196,7 +223,11 @@ class RttReceiver:
         if not self._place(ext, timestamp, redundant, primary, is_red=is_red, now=now):
             return
         if self._head is None:
-            certain = marker or (is_red and len(redundant) < self.level)
+            certain = (
+                (marker or (is_red and len(redundant) < self.level))
+                and _opens_with_bom(redundant, primary)
+                and (self.started is None or now <= self.started + self.start_window)
+            )
             self._note_start(ext - len(redundant), certain=certain, now=now)
         else:
             self._deliver()
@@ -294,12 +325,24 @@ class RttReceiver:
             carried = len(redundant)
             if floor is not None and carried < self.level:
                 self._infer_empty(ext, ts, carried, floor)
-            if self._prev is not None and self._prev == (ext - 1, carried):
-                self._level = carried
-            self._prev = (ext, carried)
+            if carried < self.level and self._maybe_aged(ext - carried - 1, ts):
+                self._prev = None  # a short packet that age may explain tells no level
+            else:
+                if self._prev == (ext - 1, carried):
+                    self._level = carried
+                self._prev = (ext, carried)
         if self._highest is None or ext > self._highest:
             self._highest = ext
         return True
+
+    def _maybe_aged(self, ext: int, ts: int) -> bool:
+        """Whether block ``ext`` may be older than 16383 ms at ``ts``, so a sender had to
+        leave it out (RFC 4103 §4.1): true unless its timestamp is known and recent."""
+        slot = self._slots.get(ext)
+        known = slot.ts if slot is not None else None
+        if known is None:
+            known = next((stamp for seq, stamp in self._recent_ts if seq == ext), None)
+        return known is None or (ts - known) & TS_MASK > MAX_OFFSET
 
     def _infer_empty(self, ext: int, ts: int, carried: int, floor: int) -> None:
         """Take left-out levels as empty when they must be older than 16383 ms (§4.1, §5.3)."""
@@ -352,6 +395,7 @@ class RttReceiver:
             stats.inferred += 1
         if slot.ts is not None:
             self._delivered_ts = slot.ts
+            self._recent_ts.append((ext, slot.ts))
         assert self._ssrc is not None
         self._out.append(ReceivedBlock(self._ssrc, ext & SEQ_MASK, slot.data, slot.origin))
 

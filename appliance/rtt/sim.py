@@ -99,7 +99,7 @@ def simulate(
         T140_PT, RED_PT, generations=generations, interval=interval, keepalive=KEEPALIVE
     )
     stream = RtpTextStream(sender, ssrc=0x5EED, first_seq=FIRST_SEQ)
-    receiver = RttReceiver(T140_PT, RED_PT, generations=generations)
+    receiver = RttReceiver(T140_PT, RED_PT, generations=generations, started=0.0)
     sent: list[bytes] = []
     lost: set[int] = set()
     received: list[ReceivedBlock] = []

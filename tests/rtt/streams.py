@@ -7,10 +7,11 @@ from collections.abc import Iterable
 from appliance.rtt.receiver import Origin, ReceivedBlock, RttReceiver
 from appliance.rtt.sender import RttSender
 from appliance.rtt.stream import RtpPacket, RtpTextStream, feed_datagram
-from appliance.rtt.t140 import LOSS_MARK_BYTES
+from appliance.rtt.t140 import BOM, LOSS_MARK_BYTES
 from tests.rtt.vectors import RED_PT, SSRC, T140_PT
 
 Timed = list[tuple[float, RtpPacket]]
+BOM_BYTES = BOM.encode()
 
 
 def send(
@@ -23,8 +24,10 @@ def send(
     timestamp_base: int = 0,
     keepalive: float | None = None,
     until: float = 1000.0,
+    bom: bool = True,
 ) -> Timed:
-    """The packets an :class:`RttSender` sends for ``writes``, with their send times."""
+    """The packets an :class:`RttSender` sends for ``writes``, with their send times; with
+    ``bom`` the first write starts with the BOM a session's text starts with."""
     sender = RttSender(
         T140_PT,
         RED_PT if red else None,
@@ -35,6 +38,8 @@ def send(
     )
     stream = RtpTextStream(sender, ssrc, first_seq)
     pending = sorted(writes, key=lambda write: write[0])
+    if bom and pending:
+        pending[0] = (pending[0][0], BOM + pending[0][1])
     out: Timed = []
     now = 0.0
     while True:
@@ -62,8 +67,9 @@ def feed(rx: RttReceiver, packet: RtpPacket | bytes, now: float) -> list[Receive
 
 
 def shown(blocks: Iterable[ReceivedBlock]) -> bytes:
-    """The byte stream a receiver's blocks make (a lost block is its U+FFFD)."""
-    return b"".join(block.data for block in blocks)
+    """The byte stream a receiver's blocks make (a lost block is its U+FFFD), BOMs left
+    out."""
+    return b"".join(block.data for block in blocks).replace(BOM_BYTES, b"")
 
 
 def fates(blocks: Iterable[ReceivedBlock]) -> list[tuple[int, bytes, Origin]]:

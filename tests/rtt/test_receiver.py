@@ -21,6 +21,7 @@ from tests.rtt.vectors import (
     TAIL_SEQ_104,
 )
 
+BA = BOM.encode() + b"a"
 P, R, L, INF = Origin.PRIMARY, Origin.REDUNDANT, Origin.LOST, Origin.INFERRED
 
 
@@ -125,12 +126,12 @@ def test_one_mark_per_unrecoverable_block() -> None:
 def test_plain_t140_reordering_within_the_hold_is_repaired() -> None:
     timed = send([(0.0, "a"), (0.2, "b"), (0.5, "c")], red=False, first_seq=10)
     rx = receiver(0, red=False)
-    assert [p.payload for _, p in timed] == [b"a", b"b", b"c", b""]
+    assert [p.payload for _, p in timed] == [BA, b"b", b"c", b""]
     order = [timed[0], timed[2], timed[1], timed[3]]
     out = []
     for arrival, (_, packet) in zip([0.0, 0.6, 0.9, 1.0], order, strict=True):
         out += feed(rx, packet, arrival)
-    assert fates(out) == [(10, b"a", P), (11, b"b", P), (12, b"c", P), (13, b"", P)]
+    assert fates(out) == [(10, BA, P), (11, b"b", P), (12, b"c", P), (13, b"", P)]
 
 
 def test_plain_t140_reordering_beyond_one_second_is_marked_then_dropped() -> None:
@@ -141,7 +142,7 @@ def test_plain_t140_reordering_beyond_one_second_is_marked_then_dropped() -> Non
     assert rx.next_deadline() == pytest.approx(1.6)
     out += rx.poll(1.6)
     out += feed(rx, timed[1][1], 1.7)
-    assert fates(out) == [(10, b"a", P), (11, MARK, L), (12, b"c", P)]
+    assert fates(out) == [(10, BA, P), (11, MARK, L), (12, b"c", P)]
     assert rx.stats.late == 1
 
 
@@ -175,7 +176,7 @@ def test_a_redundant_copy_does_not_replace_a_primary_and_vice_versa() -> None:
     out = feed(rx, timed[0][1], 0.0)
     out += feed(rx, timed[2][1], 0.6)  # carries "b" as R1: recovered at once
     out += feed(rx, timed[1][1], 0.61)  # the primary of "b", late: dropped
-    assert fates(out) == [(98, b"a", P), (99, b"b", R), (100, b"c", P)]
+    assert fates(out) == [(98, BA, P), (99, b"b", R), (100, b"c", P)]
     assert rx.stats.late == 1
 
 
@@ -194,7 +195,7 @@ def test_start_lost_but_covered_by_redundancy() -> None:
     timed = send([(0.0, "a"), (0.3, "b"), (0.6, "c")])
     rx = receiver()
     out = feed(rx, timed[1][1], 0.3)
-    assert fates(out) == [(98, b"a", R), (99, b"b", P)]
+    assert fates(out) == [(98, BA, R), (99, b"b", P)]
 
 
 def test_start_unknown_gets_one_mark_after_the_hold() -> None:
@@ -235,7 +236,7 @@ def test_ssrc_change_ends_the_old_stream_and_starts_a_new_one() -> None:
     out += feed(rx, old[1][1], 0.3)
     # old[2] ("c") is late; the new SSRC arrives first
     out += feed(rx, new[0][1], 5.0)
-    assert [(b.ssrc, b.data) for b in out] == [(1, b"a"), (1, b"b"), (2, b"x")]
+    assert [(b.ssrc, b.data) for b in out] == [(1, BA), (1, b"b"), (2, BOM.encode() + b"x")]
     assert rx.stats.ssrc_changes == 1
     out = feed(rx, old[2][1], 5.1)  # carries "c" beyond where the old stream ended: marked
     assert fates(out) == [(502, MARK, L)]
@@ -263,7 +264,7 @@ def test_ssrc_change_marks_the_old_streams_gaps() -> None:
     out = feed(rx, old[0][1], 0.0)
     out += feed(rx, old[2][1], 0.6)
     out += feed(rx, new[0][1], 0.7)
-    assert fates(out) == [(0, b"a", P), (1, MARK, L), (2, b"c", P), (7, b"x", P)]
+    assert fates(out) == [(0, BA, P), (1, MARK, L), (2, b"c", P), (7, BOM.encode() + b"x", P)]
 
 
 # ------------------------------------------------------------- sequence numbers
@@ -283,7 +284,7 @@ def test_sequence_numbers_wrap() -> None:
 
 def test_a_big_jump_is_believed_only_when_the_next_packet_follows_it() -> None:
     rx = receiver(0, red=False)
-    out = feed(rx, RtpPacket(T140_PT, 100, 0, SSRC, b"a", True), 0.0)
+    out = feed(rx, RtpPacket(T140_PT, 100, 0, SSRC, BA, True), 0.0)
     out += feed(rx, RtpPacket(T140_PT, 30000, 300, SSRC, b"x"), 0.3)  # a stray: ignored
     out += feed(rx, RtpPacket(T140_PT, 101, 600, SSRC, b"b"), 0.6)
     assert shown(out) == b"ab"
@@ -305,7 +306,7 @@ def test_left_out_old_blocks_are_taken_as_empty() -> None:
     rx = receiver()
     out = feed(rx, timed[0][1], 0.0)
     out += feed(rx, timed[3][1], 17.0)  # the tail 99-100 lost; 101 carries none of it
-    assert fates(out) == [(98, b"a", P), (99, b"", INF), (100, b"", INF), (101, b"b", P)]
+    assert fates(out) == [(98, BA, P), (99, b"", INF), (100, b"", INF), (101, b"b", P)]
     assert rx.stats.marked == 0
 
 
@@ -313,23 +314,23 @@ def test_fewer_blocks_without_the_age_to_justify_it_are_marked() -> None:
     """A peer that declares two generations but sends one cannot make a block vanish."""
     rx = receiver()
     pkt = [
-        RtpPacket(RED_PT, 10, 1000, SSRC, encode_red(T140_PT, [], b"a"), True),
-        RtpPacket(RED_PT, 11, 1300, SSRC, encode_red(T140_PT, [RedundantBlock(300, b"a")], b"b")),
+        RtpPacket(RED_PT, 10, 1000, SSRC, encode_red(T140_PT, [], BA), True),
+        RtpPacket(RED_PT, 11, 1300, SSRC, encode_red(T140_PT, [RedundantBlock(300, BA)], b"b")),
         RtpPacket(RED_PT, 12, 1600, SSRC, encode_red(T140_PT, [RedundantBlock(300, b"b")], b"c")),
+        RtpPacket(RED_PT, 13, 1900, SSRC, encode_red(T140_PT, [RedundantBlock(300, b"c")], b"d")),
         RtpPacket(RED_PT, 14, 2200, SSRC, encode_red(T140_PT, [RedundantBlock(300, b"d")], b"e")),
     ]
     out = []
     for index, packet in enumerate(pkt):
         out += feed(rx, packet, index * 0.3)
-    out += rx.poll(10.0)
-    assert shown(out) == b"abc" + b"de"
+    assert shown(out) == b"abcde"
     assert rx.level == 1  # learned from two successive packets carrying one block
     # 11 and 12 lost; 13 repeats only 12: 11 ("b") is not taken as an empty block
     red_13 = encode_red(T140_PT, [RedundantBlock(300, b"c")], b"d")
     rx2 = receiver()
     out = feed(rx2, pkt[0], 0.0) + feed(rx2, RtpPacket(RED_PT, 13, 1900, SSRC, red_13), 0.9)
     out += rx2.poll(10.0)
-    assert fates(out) == [(10, b"a", P), (11, MARK, L), (12, b"c", R), (13, b"d", P)]
+    assert fates(out) == [(10, BA, P), (11, MARK, L), (12, b"c", R), (13, b"d", P)]
 
 
 # ------------------------------------------------------------ other payloads
@@ -337,7 +338,7 @@ def test_fewer_blocks_without_the_age_to_justify_it_are_marked() -> None:
 
 def test_other_payload_types_count_as_empty_blocks() -> None:
     rx = receiver(0, red=False)
-    out = feed(rx, RtpPacket(T140_PT, 1, 0, SSRC, b"a", True), 0.0)
+    out = feed(rx, RtpPacket(T140_PT, 1, 0, SSRC, BA, True), 0.0)
     out += feed(rx, RtpPacket(13, 2, 10, SSRC, b"\x00"), 0.1)  # e.g. an RFC 6263 keep-alive
     out += feed(rx, RtpPacket(T140_PT, 3, 20, SSRC, b"b"), 0.2)
     assert shown(out) == b"ab"
@@ -349,7 +350,7 @@ def test_malformed_red_is_counted_and_its_text_recovered_or_marked() -> None:
     timed = send([(0.0, "a"), (0.3, "b"), (0.6, "c")])
     rx = receiver()
     out = feed(rx, timed[0][1], 0.0)
-    broken = timed[1][1].serialize()[:-3] + b"\xe2\x00"
+    broken = timed[1][1].serialize()[:12] + b"\xe2\x00\x00\xff\x62b"  # a 255-byte block cut
     assert feed_datagram(rx, broken, 0.3)
     assert rx.stats.malformed == 1
     out += feed(rx, timed[2][1], 0.6)
@@ -394,3 +395,32 @@ def test_hostile_packets_never_raise(
     rx.flush()
     deadline = rx.next_deadline()
     assert deadline is None or deadline >= 0
+
+
+def test_a_marker_after_a_lost_first_burst_is_not_taken_for_the_start() -> None:
+    """ "hi" and its idle tail are all lost; the next text comes with M=1 and the (empty)
+    tail as redundancy. It does not open with a BOM, so it does not show the session
+    start: "hi" is marked rather than silently missing (RFC 9071 §3.2)."""
+    timed = send([(0.0, "hi"), (1.5, "there")])
+    assert [p.marker for _, p in timed] == [True, False, False, True, False, False]
+    rx = RttReceiver(T140_PT, RED_PT, started=0.0)
+    assert feed(rx, timed[3][1], 1.5) == []
+    assert fates(rx.poll(2.5)) == [(98, MARK, L), (99, b"", R), (100, b"", R), (101, b"there", P)]
+
+
+def test_a_keepalive_bom_long_after_the_start_is_not_taken_for_the_start() -> None:
+    timed = send([(0.0, "hi")], keepalive=25.0, until=30.0)
+    assert [p.marker for _, p in timed] == [True, False, False, True, False, False]
+    rx = RttReceiver(T140_PT, RED_PT, started=0.0)
+    assert feed(rx, timed[3][1], 25.6) == []
+    assert fates(rx.poll(26.6)) == [(100, MARK, L), (101, BOM.encode(), P)]
+    rx = RttReceiver(T140_PT, RED_PT, started=0.0)
+    assert shown(feed(rx, timed[0][1], 0.0)) == b"hi"
+
+
+def test_a_new_ssrc_starts_its_own_window() -> None:
+    old = send([(0.0, "a")], ssrc=1, first_seq=500)
+    new = send([(30.0, "x")], ssrc=2, first_seq=7)
+    rx = RttReceiver(T140_PT, RED_PT, started=0.0)
+    out = feed(rx, old[0][1], 0.0) + feed(rx, new[0][1], 30.0)
+    assert shown(out) == b"ax"
