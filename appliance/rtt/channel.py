@@ -302,15 +302,17 @@ def t140_channels(attributes: Iterable[str]) -> list[T140Channel]:
     return list(channels.values())
 
 
-def t140_attributes(channel: T140Channel, *, explicit: bool = True) -> list[str]:
+def t140_attributes(channel: T140Channel, *, explicit: bool = False) -> list[str]:
     """The dcmap/dcsa lines for ``channel`` (RFC 8865 §4.1-4.2).
 
-    With ``explicit`` false, the defaults (cps 30, sendrecv) are left out.
+    The ``cps`` line is always written; the direction only when it is not the default
+    sendrecv, unless ``explicit``.
     """
-    lines = [format_dcmap(DcMap(channel.stream_id, channel.label, SUBPROTOCOL))]
     sid = channel.stream_id
-    if explicit or channel.cps != DEFAULT_CPS:
-        lines.append(f"a=dcsa:{sid} fmtp:{SUBPROTOCOL} cps={channel.cps}")
+    lines = [
+        format_dcmap(DcMap(sid, channel.label, SUBPROTOCOL)),
+        f"a=dcsa:{sid} fmtp:{SUBPROTOCOL} cps={channel.cps}",
+    ]
     if explicit or channel.direction is not Direction.SENDRECV:
         lines.append(f"a=dcsa:{sid} {channel.direction.value}")
     if channel.hlang_send:
