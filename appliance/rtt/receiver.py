@@ -17,13 +17,13 @@ carry the same number (RFC 4103 §5.3), leaving out packets whose shortfall age 
 (after a pause the first packets carry fewer blocks without any change of level).
 
 The first packets of a stream (or after an SSRC change) set where delivery starts. A
-session's first text is a BOM, sent as soon as the session is set up (RFC 9071 §3.2), in
-a packet with the marker bit (RFC 4103 §3.5) and, with RED, fewer redundant blocks than
-the level. A packet shows the start when its first text is a BOM, it has the marker or
-a short redundancy, and it arrives within ``start_window`` of ``started`` (the marker, a
-short redundancy and even a keep-alive BOM also follow idle periods, so a later packet
-may follow a whole lost burst of text). Otherwise earlier text may have been missed: after
-``hold`` seconds without an earlier packet one U+FFFD goes before the first block.
+session's text starts with a BOM, sent as soon as the session is set up (RFC 9071 §3.2):
+a packet whose first text (oldest block first) is a BOM and that arrives within
+``start_window`` of ``started`` shows where the stream starts. The marker bit and a short
+redundancy do not: both also follow every idle period (RFC 4103 §5.2), as does a
+keep-alive BOM, so a later packet may follow a whole lost burst of text. Otherwise
+earlier text may have been missed: after ``hold`` seconds without an earlier packet one
+U+FFFD goes before the first block.
 
 A new SSRC starts a new stream (RFC 3550 §8.2): the old one is ended first, delivering
 what it holds and marking its gaps. Late packets of an SSRC the stream has left never
@@ -121,8 +121,9 @@ class RttReceiver:
     ``generations`` is the declared redundancy (``a=fmtp:<red> 98/98/98`` gives 2); it is 0
     without RED. Call :meth:`feed` per packet and :meth:`poll` when :meth:`next_deadline`
     passes, or after each feed, to collect :class:`ReceivedBlock` values. ``started`` is
-    when the session began (the media answer); ``None`` trusts a first packet's marker
-    whenever it comes, which only suits tests that start mid-stream on purpose.
+    when the session began (the media answer); ``None`` takes a BOM-first packet for the
+    start whenever it comes, which only suits tests. ``marker`` is taken for completeness
+    and not relied on (see the module notes).
     """
 
     def __init__(
@@ -223,10 +224,8 @@ class RttReceiver:
         if not self._place(ext, timestamp, redundant, primary, is_red=is_red, now=now):
             return
         if self._head is None:
-            certain = (
-                (marker or (is_red and len(redundant) < self.level))
-                and _opens_with_bom(redundant, primary)
-                and (self.started is None or now <= self.started + self.start_window)
+            certain = _opens_with_bom(redundant, primary) and (
+                self.started is None or now <= self.started + self.start_window
             )
             self._note_start(ext - len(redundant), certain=certain, now=now)
         else:

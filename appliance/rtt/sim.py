@@ -41,6 +41,8 @@ class SimRun:
     lost: frozenset[int]
     received: tuple[ReceivedBlock, ...]
     generations: int
+    typed_at: tuple[float, ...] = ()
+    received_at: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class LossCounts:
     recovered: int
     marked: int
     silently_lost: int
+    duplicated: int
     marks: int
     blocks: int
     blocks_marked: int
@@ -103,6 +106,7 @@ def simulate(
     sent: list[bytes] = []
     lost: set[int] = set()
     received: list[ReceivedBlock] = []
+    received_at: list[float] = []
     flight: list[tuple[float, int, RtpPacket]] = []
     tail = max(generations, 1)
     last_text = -1
@@ -133,11 +137,15 @@ def simulate(
             feed_datagram(receiver, packet.serialize(), now)
             if done_typing and index > last_text + tail:
                 settled = True
-        received.extend(receiver.poll(now))
+        ready = receiver.poll(now)
+        received.extend(ready)
+        received_at.extend(now for _ in ready)
         if settled and not flight and receiver.next_deadline() is None:
             break
         if packets_at_end > MAX_PACKETS_AT_END and not flight:
-            received.extend(receiver.flush())
+            ready = receiver.flush()
+            received.extend(ready)
+            received_at.extend(now for _ in ready)
             break
         times = [t for t in (stream.next_deadline(), receiver.next_deadline()) if t is not None]
         if typed < len(schedule):
@@ -145,7 +153,14 @@ def simulate(
         if flight:
             times.append(flight[0][0])
         now = max(min(times), now)
-    return SimRun(tuple(sent), frozenset(lost), tuple(received), generations)
+    return SimRun(
+        tuple(sent),
+        frozenset(lost),
+        tuple(received),
+        generations,
+        tuple(at for at, _ in schedule),
+        tuple(received_at),
+    )
 
 
 def _primary(packet: RtpPacket) -> bytes:
@@ -160,8 +175,13 @@ def characters(block: bytes) -> int:
 
 
 def account(run: SimRun, loss: float = 0.0) -> LossCounts:
-    """Match every sent block with the receiver's output for its sequence number."""
+    """Match every sent block with the receiver's output for its sequence number.
+
+    A U+FFFD that opens the output (the receiver could not tell where the stream began)
+    covers every block before it that was not delivered.
+    """
     by_seq: dict[int, ReceivedBlock] = {}
+    duplicated = 0
     previous: int | None = None
     for block in run.received:
         if previous is None:
@@ -169,14 +189,21 @@ def account(run: SimRun, loss: float = 0.0) -> LossCounts:
         else:
             ext = previous + ((block.seq - previous) & 0xFFFF)
         previous = ext
+        duplicated += ext in by_seq
         by_seq[ext] = block
+    leading = FIRST_SEQ - 1
+    if run.received and run.received[0].origin is Origin.LOST:
+        leading = min(by_seq)
     delivered = recovered = marked = silent = blocks = blocks_marked = total = 0
     for index, data in enumerate(run.sent):
         count = characters(data)
         total += count
         blocks += count > 0
         got = by_seq.get(FIRST_SEQ + index)
-        if got is None:
+        if got is None and FIRST_SEQ + index < leading:
+            marked += count
+            blocks_marked += count > 0
+        elif got is None:
             silent += count
         elif got.origin is Origin.LOST:
             marked += count
@@ -194,6 +221,7 @@ def account(run: SimRun, loss: float = 0.0) -> LossCounts:
         recovered=recovered,
         marked=marked,
         silently_lost=silent,
+        duplicated=duplicated,
         marks=marks,
         blocks=blocks,
         blocks_marked=blocks_marked,
@@ -201,6 +229,26 @@ def account(run: SimRun, loss: float = 0.0) -> LossCounts:
         packets_lost=len(run.lost),
         floor=loss ** (run.generations + 1),
     )
+
+
+def latencies(run: SimRun) -> list[float]:
+    """Seconds from typing to delivery for each character delivered as itself (not
+    marked), matched in order. Exact when every typed character is sent as one code point
+    (no CR LF pairs, which become one new line)."""
+    by_seq: dict[int, float] = {}
+    for block, at in zip(run.received, run.received_at, strict=True):
+        if block.origin is not Origin.LOST:
+            by_seq.setdefault(block.seq, at)
+    out: list[float] = []
+    typed = 0
+    for index, data in enumerate(run.sent):
+        count = characters(data)
+        delivered = by_seq.get((FIRST_SEQ + index) & 0xFFFF)
+        for _ in range(count):
+            if delivered is not None and typed < len(run.typed_at):
+                out.append(delivered - run.typed_at[typed])
+            typed += 1
+    return out
 
 
 def simulate_loss(

@@ -424,3 +424,12 @@ def test_a_new_ssrc_starts_its_own_window() -> None:
     rx = RttReceiver(T140_PT, RED_PT, started=0.0)
     out = feed(rx, old[0][1], 0.0) + feed(rx, new[0][1], 30.0)
     assert shown(out) == b"ax"
+
+
+def test_the_opening_bom_in_redundancy_shows_the_start() -> None:
+    """The first two packets are lost; the third repeats the opening BOM: no mark."""
+    timed = send([(0.0, ""), (0.2, "a"), (0.4, "b")])
+    assert [p.marker for _, p in timed][:3] == [True, False, False]
+    rx = RttReceiver(T140_PT, RED_PT, started=0.0)
+    out = feed(rx, timed[2][1], 0.6)
+    assert fates(out) == [(98, BOM.encode(), R), (99, b"a", R), (100, b"b", P)]
