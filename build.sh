@@ -14,7 +14,7 @@ VENV=$ROOT/.venv
 PYTHON=${PYTHON:-python3}
 
 # Debian packages the test suite drives as real peers and tools.
-TEST_APT_PACKAGES=(systemd sip-tester)
+TEST_APT_PACKAGES=(systemd sip-tester chromium)
 
 say() {
     if [ -t 2 ]; then printf '\033[1m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi
@@ -78,7 +78,12 @@ make_venv() {
 
 cmd_run() {
     make_venv ""
+    local state
+    state=$("$VENV/bin/python" -c \
+        'from appliance.runtime.statedir import resolve_state_dir; print(resolve_state_dir(""))')
     say "starting the service on the embedded default config (Ctrl-C stops it)"
+    say "first operator's user name and password: $state/first-operator.txt" \
+        "(made on first start while the config has no [[operators]])"
     exec "$VENV/bin/appliance" run "$@"
 }
 

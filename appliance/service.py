@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from appliance import __version__
+from appliance.auth.operators import effective_operators
+from appliance.calls.manager import CallManager
 from appliance.config.schema import Config
 from appliance.runtime.health import Health, HealthSnapshot, Status
 from appliance.runtime.loopmonitor import LoopMonitor, StallWatcher
@@ -25,6 +27,8 @@ from appliance.runtime.statedir import ensure_state_dir, resolve_state_dir
 from appliance.runtime.subsystem import Subsystem
 from appliance.runtime.watchdog import Notifier, Watchdog, watchdog_interval
 from appliance.sip.service import SipService
+from appliance.web.api import Api
+from appliance.web.auth import Auth
 from appliance.web.server import WebServer
 from appliance.web.tls import TlsFiles, ensure_certificate, fingerprint
 
@@ -158,16 +162,36 @@ class Service:
         sip_tls = tls
         if sip_config.tls_certificate:
             sip_tls = TlsFiles(Path(sip_config.tls_certificate), Path(sip_config.tls_private_key))
+        operators = effective_operators(self.config, self.state_dir)
+        auth = Auth(
+            operators, self.state_dir, self.config.web.session_lifetime,
+            self.config.web.metrics_token,
+        )  # fmt: skip
+        auth.install(self.web.app)
         self.sip = SipService(
             sip_config,
-            self.config.operators,
+            operators,
             box_name=self.config.service.name,
             state_dir=self.state_dir,
             tls=sip_tls if sip_config.tls_port else None,
             health=self.health,
             metrics=self.metrics,
         )
-        return [self.web, self.sip]
+        self.calls = CallManager(
+            self.sip,
+            operators,
+            self.config.media,
+            self.config.webrtc,
+            health=self.health,
+            metrics=self.metrics,
+        )
+        api = Api(
+            self.calls,
+            lambda request: getattr(auth.operator_for(request), "name", None),
+            self.config.web.allowed_origins,
+        )
+        self.web.add_websocket("/api/v1/ws", api.handle)
+        return [self.web, self.sip, self.calls]
 
     def request_stop(self, reason: str) -> None:
         """Begin a graceful stop (idempotent)."""

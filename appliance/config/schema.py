@@ -90,6 +90,11 @@ class WebConfig:
         maximum=604800,
         unit="s",
     )
+    metrics_token: str = setting(
+        "",
+        "Bearer token that lets a monitoring system read /metrics without logging in. "
+        "Empty: /metrics needs an operator's login.",
+    )
     allowed_origins: list[str] = setting(
         doc="Extra origins (https://host:port) allowed to open the WebSocket API, besides "
         "the box's own.",

@@ -631,7 +631,8 @@ class SipCore:
         if request.to.tag is not None:
             self._on_reinvite(request, tx, now)
             return
-        if not self._authenticate(request, tx, source, now)[0]:
+        authenticated, account = self._authenticate(request, tx, source, now)
+        if not authenticated:
             return
         contacts = request.contacts
         if contacts is None or len(contacts) > 1:  # §8.1.1.8; none is tolerated (RFC 2543)
@@ -665,6 +666,7 @@ class SipCore:
                 sdp or None,
                 request.headers.copy(),
                 source,
+                account,
             )
         )
 

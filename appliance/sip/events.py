@@ -42,6 +42,7 @@ class IncomingCall:
     sdp: bytes | None
     headers: Headers
     source: Peer
+    account: str | None = None  # the [[sip.accounts]] user that authenticated (§22)
 
 
 @dataclass(frozen=True)

@@ -296,6 +296,17 @@ class SipService(Subsystem):
         self._flush()
         return leg
 
+    def local_address_toward(self, peer: Peer) -> str:
+        """The box's address a phone at ``peer`` reaches (for SDP c= lines)."""
+        return self._local_address(peer)
+
+    def media_address(self, target: str) -> str | None:
+        """The box's address toward where a call to ``target`` goes; None if unroutable."""
+        routed = self.core.route(target, self._now())
+        if routed is None:
+            return None
+        return self._local_address(routed[1])
+
     def ringing(self, leg: str, sdp: bytes | None = None) -> None:
         """Tell the caller it rings (180, or 183 with early media)."""
         self.core.ringing(leg, self._now(), sdp)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -21,7 +21,15 @@ from appliance.web.tls import TlsFiles, server_context
 
 log = logging.getLogger(__name__)
 
+STATIC = Path(__file__).parent / "static"
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+CSP = (
+    "default-src 'self'; connect-src 'self'; media-src 'self' blob:; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 class WebServer(Subsystem):
@@ -50,6 +58,7 @@ class WebServer(Subsystem):
         self.app.router.add_get("/", self._index)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/metrics", self._metrics)
+        self.app.router.add_static("/static/", STATIC, append_version=False)
         self._metrics_registry = metrics
         self._runner: web.AppRunner | None = None
         self.bound: list[tuple[str, int]] = []
@@ -66,7 +75,10 @@ class WebServer(Subsystem):
             raise
         self.requests.inc(route=route, code=str(response.status))
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on
+        # the console's own form posts, which the CSRF check must refuse.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Frame-Options", "DENY")
         return response
 
@@ -108,19 +120,13 @@ class WebServer(Subsystem):
             },
         )
 
-    async def _index(self, request: web.Request) -> web.Response:
-        snapshot = self.all_health.snapshot()
-        problems = "".join(f"<li>{html.escape(p)}</li>" for p in snapshot.problems())
-        page = (
-            "<!doctype html><html lang=en><head><meta charset=utf-8>"
-            f"<title>{html.escape(self.box_name)}</title></head><body>"
-            f"<h1>{html.escape(self.box_name)}</h1>"
-            f"<p>Appliance {html.escape(__version__)}: {html.escape(snapshot.overall)}</p>"
-            f"<ul>{problems}</ul></body></html>"
-        )
-        return web.Response(
-            text=page, content_type="text/html", headers={"Cache-Control": "no-store"}
-        )
+    async def _index(self, request: web.Request) -> web.FileResponse:
+        """The call-takers' page (static; it talks to the box over ``/api/v1/ws``)."""
+        return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    def add_websocket(self, path: str, handler: Handler) -> None:
+        """Serve a WebSocket (or any GET) endpoint of another subsystem."""
+        self.app.router.add_get(path, handler)
 
     async def start(self) -> None:
         """Bind every configured address; raises OSError when a port cannot be bound."""

@@ -19,10 +19,16 @@ from tests.conftest import ServiceProcess
 pytestmark = pytest.mark.slow
 
 
-def _get(url: str, cafile: Path) -> tuple[int, dict[str, str], bytes]:
+TOKEN = "scrape-token-for-tests"
+
+
+def _get(
+    url: str, cafile: Path, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     context = ssl.create_default_context(cafile=str(cafile))
+    request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(url, context=context, timeout=10) as response:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
@@ -32,7 +38,7 @@ def _get(url: str, cafile: Path) -> tuple[int, dict[str, str], bytes]:
 def service(
     make_config: Callable[..., Path], run_service: Callable[..., ServiceProcess], tmp_path: Path
 ) -> tuple[str, Path, ServiceProcess]:
-    config = make_config()
+    config = make_config(web={"metrics_token": TOKEN})
     proc = run_service(config)
     proc.wait_log("call-takers' page")
     port = load_config(config).web.port
@@ -49,7 +55,7 @@ def test_healthz(service: tuple[str, Path, ServiceProcess]) -> None:
     doc = json.loads(body)
     assert doc["status"] == "ok"
     assert doc["problems"] == []
-    assert set(doc["components"]) == {"event-loop", "web", "sip"}
+    assert set(doc["components"]) == {"event-loop", "web", "sip", "calls"}
     assert doc["components"]["web"]["status"] == "ok"
     assert "127.0.0.1 port" in doc["components"]["web"]["detail"]
 
@@ -57,7 +63,11 @@ def test_healthz(service: tuple[str, Path, ServiceProcess]) -> None:
 def test_metrics(service: tuple[str, Path, ServiceProcess]) -> None:
     base, cafile, _ = service
     _get(base + "/healthz", cafile)
-    status, headers, body = _get(base + "/metrics", cafile)
+    status, _, body = _get(base + "/metrics", cafile)
+    assert status == 401, "metrics need a login or the scrape token"
+    status, _, _ = _get(base + "/metrics", cafile, {"Authorization": "Bearer wrong"})
+    assert status == 401
+    status, headers, body = _get(base + "/metrics", cafile, {"Authorization": f"Bearer {TOKEN}"})
     assert status == 200
     assert headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     text = body.decode()
@@ -77,16 +87,24 @@ def test_metrics(service: tuple[str, Path, ServiceProcess]) -> None:
             assert f"# TYPE {family} " in text
 
 
-def test_index_and_not_found(service: tuple[str, Path, ServiceProcess]) -> None:
+def test_everything_but_login_needs_a_session(service: tuple[str, Path, ServiceProcess]) -> None:
     base, cafile, _ = service
+    # Without a session the console redirects to the login form (followed here).
     status, headers, body = _get(base + "/", cafile)
     assert status == 200
     assert headers["X-Content-Type-Options"] == "nosniff"
-    assert b"<h1>test-box</h1>" in body
+    assert b'<label for="name">User name</label>' in body
+    assert b'name="next" value="/"' in body
+    status, _, _ = _get(base + "/static/app.css", cafile)
+    assert status == 200
+    status, _, _ = _get(base + "/static/app.js", cafile)
+    assert status == 200, "followed to the login form"
+    status, _, body = _get(base + "/api/v1/ws", cafile)
+    assert (status, json.loads(body)) == (401, {"error": "login required"})
     status, _, _ = _get(base + "/nope", cafile)
-    assert status == 404
-    _, _, metrics = _get(base + "/metrics", cafile)
-    assert b'appliance_http_requests_total{route="unmatched",code="404"} 1' in metrics
+    assert status == 200, "unknown paths also go to the login form, revealing nothing"
+    _, _, metrics = _get(base + "/metrics", cafile, {"Authorization": f"Bearer {TOKEN}"})
+    assert b'appliance_http_requests_total{route="/login",code="200"}' in metrics
 
 
 def test_plain_http_is_not_served(service: tuple[str, Path, ServiceProcess]) -> None:

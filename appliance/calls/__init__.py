@@ -1,0 +1,1 @@
+"""Calls: the B2BUA joining a SIP leg and a WebRTC leg through media bridges."""

@@ -1,0 +1,1 @@
+"""Media: SDP, codecs, RTP/RTCP, SRTP and DTMF for the audio relay."""

@@ -1,0 +1,1 @@
+"""The browser leg of a call: one aiortc RTCPeerConnection (ICE, DTLS-SRTP, SCTP)."""

@@ -1,0 +1,97 @@
+"""The narrow hooks into aiortc and aioice this gateway depends on (versions pinned).
+
+aiortc has no public API for receiving encoded RTP, and aioice decides host candidates
+alone; both are needed for a relay. The hooks, each one assignment, are:
+
+* :func:`tap_receiver` replaces ``RTCRtpReceiver._handle_rtp_packet`` on one receiver
+  instance: packets reach the relay as they leave SRTP, before depayloading, the jitter
+  buffer (~80 ms) and the decoder, which therefore never run. RTCP reception statistics
+  are still fed, so aiortc's receiver reports stay truthful.
+* :func:`set_host_addresses` replaces ``aioice.ice.get_host_addresses`` (process-wide)
+  so host candidates are the configured ICE addresses or interfaces, loopback included
+  when it is configured (aioice drops 127.0.0.1 by itself).
+
+``tests/webrtc/test_hooks.py`` fails if an aiortc or aioice upgrade breaks either.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import aioice
+import aioice.ice
+import aiortc
+import ifaddr
+from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
+from aiortc.rtp import RtpPacket
+
+log = logging.getLogger(__name__)
+
+AIORTC_VERSION = "1.16.0"
+AIOICE_VERSION = "0.13.0"
+
+PacketSink = Callable[[RtpPacket], None]
+
+
+def check_versions() -> list[str]:
+    """Mismatches between the installed and the verified versions (empty when fine)."""
+    problems = []
+    if aiortc.__version__ != AIORTC_VERSION:
+        problems.append(f"aiortc {aiortc.__version__} (hooks verified on {AIORTC_VERSION})")
+    if aioice.__version__ != AIOICE_VERSION:
+        problems.append(f"aioice {aioice.__version__} (hooks verified on {AIOICE_VERSION})")
+    return problems
+
+
+def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink) -> None:
+    """Deliver this receiver's RTP packets to ``sink`` instead of its decoder."""
+    streams: dict[int, Any] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+    codecs: dict[int, Any] = receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
+
+    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+        if not receiver._enabled:
+            return
+        codec = codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        stats = streams.get(packet.ssrc)
+        if stats is None:
+            stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stats.add(packet)
+        sink(packet)
+
+    receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+
+
+def interface_addresses(interfaces: Iterable[str] = (), *, loopback: bool = False) -> list[str]:
+    """Addresses of the named interfaces (all when none are named), IPv4 and global IPv6."""
+    wanted = set(interfaces)
+    out: list[str] = []
+    for adapter in ifaddr.get_adapters():
+        if wanted and adapter.nice_name not in wanted and adapter.name not in wanted:
+            continue
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str):
+                if loopback or not ip.ip.startswith("127."):
+                    out.append(ip.ip)
+            elif (
+                ip.ip[2] == 0
+                and (loopback or ip.ip[0] != "::1")
+                and not ip.ip[0].startswith("fe80")
+            ):
+                out.append(ip.ip[0])
+    return out
+
+
+def set_host_addresses(addresses: Iterable[str] = (), interfaces: Iterable[str] = ()) -> None:
+    """Make aioice offer these host candidates (RFC 8445 §5.1.1.1) from now on."""
+    fixed = list(addresses)
+    names = list(interfaces)
+
+    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        chosen = fixed or interface_addresses(names)
+        return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = host_addresses

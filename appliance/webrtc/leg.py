@@ -1,0 +1,198 @@
+"""One call's browser leg: an aiortc RTCPeerConnection carrying relayed audio.
+
+Audio is never decoded or encoded here. Received RTP leaves through the tap of
+:mod:`appliance.webrtc.hooks`; audio to send enters :class:`PassthroughTrack` as
+encoded payloads with their RTP timestamps, which aiortc's encoders pass through
+unchanged (``Encoder.pack``). Offers and answers are restricted to the one codec the
+other leg negotiated, so no transcoding is ever needed (RFC 3264 §6.1, RFC 8829).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import av
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import RtpPacket
+from aiortc.sdp import candidate_from_sdp
+
+from appliance.media.codecs import RELAYABLE, Codec
+from appliance.webrtc.hooks import tap_receiver
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 25  # 0.5 s of 20 ms packets; older ones are dropped rather than delayed
+
+
+class PassthroughTrack(MediaStreamTrack):
+    """An audio track whose "frames" are already-encoded payloads (``av.Packet``)."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queue: asyncio.Queue[av.Packet[Any]] = asyncio.Queue()
+        self.dropped = 0
+
+    def push(self, payload: bytes, timestamp: int, clock_rate: int) -> None:
+        """Queue one encoded payload; ``timestamp`` is in ``clock_rate`` units."""
+        packet = av.Packet(payload)
+        packet.pts = timestamp
+        packet.time_base = fractions.Fraction(1, clock_rate)
+        if self._queue.qsize() >= QUEUE_LIMIT:
+            self._queue.get_nowait()
+            self.dropped += 1
+        self._queue.put_nowait(packet)
+
+    async def recv(self) -> av.Packet[Any]:
+        """The next payload for aiortc's sender."""
+        return await self._queue.get()
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    """The audio format both ends of the browser leg agreed on."""
+
+    codec: Codec
+    payload_type: int
+
+
+class WebRtcLeg:
+    """The peer connection of one call."""
+
+    def __init__(
+        self,
+        ice_servers: list[RTCIceServer],
+        *,
+        on_audio: Callable[[RtpPacket], None],
+        on_state: Callable[[str], None],
+        name: str = "",
+    ) -> None:
+        self.name = name
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers or None))
+        self.track = PassthroughTrack()
+        self.audio: RTCRtpTransceiver | None = None
+        self.negotiated: Negotiated | None = None
+        self._on_audio = on_audio
+        self._on_state = on_state
+        self.pc.on("connectionstatechange", self._state_changed)
+
+    def _state_changed(self) -> None:
+        state = self.pc.connectionState
+        log.debug("%s: connection %s", self.name, state)
+        self._on_state(state)
+
+    @property
+    def state(self) -> str:
+        """new, connecting, connected, failed or closed."""
+        return str(self.pc.connectionState)
+
+    def _prepare_audio(self, transceiver: RTCRtpTransceiver, codecs: list[Codec]) -> None:
+        names = {c.mime.lower() for c in codecs}
+        available = RTCRtpSender.getCapabilities("audio").codecs
+        transceiver.setCodecPreferences(
+            sorted(
+                (c for c in available if c.mimeType.lower() in names),
+                key=lambda c: [x.mime.lower() for x in codecs].index(c.mimeType.lower()),
+            )
+        )
+        transceiver.sender.replaceTrack(self.track)
+        tap_receiver(transceiver.receiver, self._received)
+        self.audio = transceiver
+
+    def _received(self, packet: RtpPacket) -> None:
+        if self.negotiated is not None and packet.payload_type == self.negotiated.payload_type:
+            self._on_audio(packet)
+
+    async def make_offer(self, codecs: list[Codec], direction: str = "sendrecv") -> str:
+        """The box offers (an incoming SIP call): audio limited to ``codecs``, in order."""
+        transceiver = self.pc.addTransceiver("audio", direction=direction)
+        self._prepare_audio(transceiver, codecs)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def take_answer(self, sdp: str) -> Negotiated:
+        """The browser's answer to our offer; returns the agreed codec."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+        return self._negotiation()
+
+    async def take_offer(self, sdp: str) -> list[Codec]:
+        """The browser offers (an outgoing call); returns the relayable codecs it offered."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind == "audio":
+                self.audio = transceiver
+                return _codecs_from(transceiver._codecs)
+        return []
+
+    async def make_answer(self, codec: Codec, direction: str = "sendrecv") -> str:
+        """Answer the browser's offer with ``codec`` only."""
+        if self.audio is None:
+            raise ValueError("the browser offered no audio")
+        self.audio.direction = direction
+        self._prepare_audio(self.audio, [codec])
+        # The offer already fixed the common codecs; keep only the relayed one.
+        self.audio._codecs = [c for c in self.audio._codecs if _codecs_from([c]) == [codec]]
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        self._negotiation()
+        return str(self.pc.localDescription.sdp)
+
+    def _negotiation(self) -> Negotiated:
+        """The first relayable codec of the agreed list (what both ends send)."""
+        if self.audio is None:
+            raise ValueError("no audio in this session")
+        for parameters in self.audio._codecs:
+            if parameters.payloadType is None:
+                continue
+            for codec in _codecs_from([parameters]):
+                self.negotiated = Negotiated(codec, parameters.payloadType)
+                return self.negotiated
+        raise ValueError("no relayable audio codec was negotiated")
+
+    def send_audio(self, payload: bytes, timestamp: int) -> None:
+        """Send one encoded payload to the browser."""
+        if self.negotiated is not None:
+            self.track.push(payload, timestamp, self.negotiated.codec.clock_rate)
+
+    async def add_candidate(
+        self, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None
+    ) -> None:
+        """A trickled remote candidate (RFC 8838); an empty one ends the trickle."""
+        if not candidate:
+            return
+        text = candidate.removeprefix("a=").removeprefix("candidate:")
+        parsed = candidate_from_sdp(text)
+        parsed.sdpMid = sdp_mid
+        parsed.sdpMLineIndex = sdp_mline_index
+        await self.pc.addIceCandidate(parsed)
+
+    async def close(self) -> None:
+        """Close the peer connection (idempotent)."""
+        with contextlib.suppress(Exception):
+            await self.pc.close()
+
+
+def _codecs_from(parameters: list[RTCRtpCodecParameters]) -> list[Codec]:
+    """The relayable codecs among aiortc codec parameters, in their order."""
+    out = []
+    for item in parameters:
+        mime = item.mimeType.lower()
+        for codec in RELAYABLE.values():
+            if codec.mime.lower() == mime and codec.clock_rate == item.clockRate:
+                out.append(codec)
+    return out
