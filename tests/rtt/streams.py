@@ -54,6 +54,13 @@ def send(
         now = max(now, min(times))
 
 
+def rtp(pt: int, seq: int, ts: int, payload: bytes, marker: bool = False) -> RtpPacket:
+    """A packet of the vectors' SSRC."""
+    return RtpPacket(
+        payload_type=pt, sequence=seq, timestamp=ts, ssrc=SSRC, marker=marker, payload=payload
+    )
+
+
 def receiver(generations: int = 2, *, red: bool = True, hold: float = 1.0) -> RttReceiver:
     """A receiver for the vectors' payload types."""
     return RttReceiver(T140_PT, RED_PT if red else None, generations=generations, hold=hold)

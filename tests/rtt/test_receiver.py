@@ -11,11 +11,10 @@ from appliance.rtt.receiver import Origin, RttReceiver
 from appliance.rtt.red import RedundantBlock, encode_red
 from appliance.rtt.stream import RtpPacket, feed_datagram
 from appliance.rtt.t140 import BOM
-from tests.rtt.streams import MARK, fates, feed, receiver, send, shown
+from tests.rtt.streams import MARK, fates, feed, receiver, rtp, send, shown
 from tests.rtt.vectors import (
     RED_PT,
     RED_SEQ_102,
-    SSRC,
     T140_PT,
     TAIL_SEQ_103,
     TAIL_SEQ_104,
@@ -28,7 +27,7 @@ P, R, L, INF = Origin.PRIMARY, Origin.REDUNDANT, Origin.LOST, Origin.INFERRED
 def vector_stream() -> dict[int, tuple[float, RtpPacket]]:
     """Packets 98-104 of vectors 1-2: BOM at 0.4 s, "H" 1.0, "EL" 1.3, "P" 1.6, the tail."""
     timed = send([(0.4, BOM), (1.0, "H"), (1.3, "EL"), (1.6, "P")])
-    packets = {packet.sequence_number: (t, packet) for t, packet in timed}
+    packets = {packet.sequence: (t, packet) for t, packet in timed}
     assert sorted(packets) == list(range(98, 105))
     assert packets[102][1].serialize() == RED_SEQ_102
     assert packets[103][1].serialize() == TAIL_SEQ_103
@@ -114,7 +113,7 @@ def test_one_mark_per_unrecoverable_block() -> None:
     rx = receiver()
     out = []
     for t, packet in timed:
-        if 2 <= packet.sequence_number <= 6:
+        if 2 <= packet.sequence <= 6:
             continue
         out += feed(rx, packet, t)
     out += rx.poll(100.0)
@@ -275,7 +274,7 @@ def test_sequence_numbers_wrap() -> None:
     rx = receiver()
     out = []
     for t, packet in timed:
-        if packet.sequence_number in (65535, 0):
+        if packet.sequence in (65535, 0):
             continue
         out += feed(rx, packet, t)
     assert shown(out) == b"abcdef"
@@ -284,13 +283,13 @@ def test_sequence_numbers_wrap() -> None:
 
 def test_a_big_jump_is_believed_only_when_the_next_packet_follows_it() -> None:
     rx = receiver(0, red=False)
-    out = feed(rx, RtpPacket(T140_PT, 100, 0, SSRC, BA, True), 0.0)
-    out += feed(rx, RtpPacket(T140_PT, 30000, 300, SSRC, b"x"), 0.3)  # a stray: ignored
-    out += feed(rx, RtpPacket(T140_PT, 101, 600, SSRC, b"b"), 0.6)
+    out = feed(rx, rtp(T140_PT, 100, 0, BA, True), 0.0)
+    out += feed(rx, rtp(T140_PT, 30000, 300, b"x"), 0.3)  # a stray: ignored
+    out += feed(rx, rtp(T140_PT, 101, 600, b"b"), 0.6)
     assert shown(out) == b"ab"
     assert rx.stats.out_of_range == 1
-    out = feed(rx, RtpPacket(T140_PT, 40000, 900, SSRC, b"y"), 0.9)
-    out += feed(rx, RtpPacket(T140_PT, 40001, 1200, SSRC, b"z"), 1.2)
+    out = feed(rx, rtp(T140_PT, 40000, 900, b"y"), 0.9)
+    out += feed(rx, rtp(T140_PT, 40001, 1200, b"z"), 1.2)
     assert fates(out) == [(40000, MARK, L), (40001, b"z", P)]
     assert rx.stats.resyncs == 1
 
@@ -314,11 +313,11 @@ def test_fewer_blocks_without_the_age_to_justify_it_are_marked() -> None:
     """A peer that declares two generations but sends one cannot make a block vanish."""
     rx = receiver()
     pkt = [
-        RtpPacket(RED_PT, 10, 1000, SSRC, encode_red(T140_PT, [], BA), True),
-        RtpPacket(RED_PT, 11, 1300, SSRC, encode_red(T140_PT, [RedundantBlock(300, BA)], b"b")),
-        RtpPacket(RED_PT, 12, 1600, SSRC, encode_red(T140_PT, [RedundantBlock(300, b"b")], b"c")),
-        RtpPacket(RED_PT, 13, 1900, SSRC, encode_red(T140_PT, [RedundantBlock(300, b"c")], b"d")),
-        RtpPacket(RED_PT, 14, 2200, SSRC, encode_red(T140_PT, [RedundantBlock(300, b"d")], b"e")),
+        rtp(RED_PT, 10, 1000, encode_red(T140_PT, [], BA), True),
+        rtp(RED_PT, 11, 1300, encode_red(T140_PT, [RedundantBlock(300, BA)], b"b")),
+        rtp(RED_PT, 12, 1600, encode_red(T140_PT, [RedundantBlock(300, b"b")], b"c")),
+        rtp(RED_PT, 13, 1900, encode_red(T140_PT, [RedundantBlock(300, b"c")], b"d")),
+        rtp(RED_PT, 14, 2200, encode_red(T140_PT, [RedundantBlock(300, b"d")], b"e")),
     ]
     out = []
     for index, packet in enumerate(pkt):
@@ -328,7 +327,7 @@ def test_fewer_blocks_without_the_age_to_justify_it_are_marked() -> None:
     # 11 and 12 lost; 13 repeats only 12: 11 ("b") is not taken as an empty block
     red_13 = encode_red(T140_PT, [RedundantBlock(300, b"c")], b"d")
     rx2 = receiver()
-    out = feed(rx2, pkt[0], 0.0) + feed(rx2, RtpPacket(RED_PT, 13, 1900, SSRC, red_13), 0.9)
+    out = feed(rx2, pkt[0], 0.0) + feed(rx2, rtp(RED_PT, 13, 1900, red_13), 0.9)
     out += rx2.poll(10.0)
     assert fates(out) == [(10, BA, P), (11, MARK, L), (12, b"c", R), (13, b"d", P)]
 
@@ -338,9 +337,9 @@ def test_fewer_blocks_without_the_age_to_justify_it_are_marked() -> None:
 
 def test_other_payload_types_count_as_empty_blocks() -> None:
     rx = receiver(0, red=False)
-    out = feed(rx, RtpPacket(T140_PT, 1, 0, SSRC, BA, True), 0.0)
-    out += feed(rx, RtpPacket(13, 2, 10, SSRC, b"\x00"), 0.1)  # e.g. an RFC 6263 keep-alive
-    out += feed(rx, RtpPacket(T140_PT, 3, 20, SSRC, b"b"), 0.2)
+    out = feed(rx, rtp(T140_PT, 1, 0, BA, True), 0.0)
+    out += feed(rx, rtp(13, 2, 10, b"\x00"), 0.1)  # e.g. an RFC 6263 keep-alive
+    out += feed(rx, rtp(T140_PT, 3, 20, b"b"), 0.2)
     assert shown(out) == b"ab"
     assert rx.stats.foreign_pt == 1
     assert rx.stats.marked == 0

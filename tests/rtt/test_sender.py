@@ -65,7 +65,7 @@ def test_vectors_1_and_2_byte_exact() -> None:
         if deadline is None:
             break
         now = deadline
-    assert [p.sequence_number for p in packets] == [98, 99, 100, 101, 102, 103, 104]
+    assert [p.sequence for p in packets] == [98, 99, 100, 101, 102, 103, 104]
     assert packets[4].serialize() == RED_SEQ_102
     assert packets[5].serialize() == TAIL_SEQ_103
     assert packets[6].serialize() == TAIL_SEQ_104
@@ -74,7 +74,7 @@ def test_vectors_1_and_2_byte_exact() -> None:
     sender.write("x", 5.0)
     (after_idle,) = stream.poll(5.0)
     assert after_idle.serialize()[1] == MARKER_SECOND_BYTE
-    assert after_idle.sequence_number == 105
+    assert after_idle.sequence == 105
 
 
 # ---------------------------------------------------------------- timing
