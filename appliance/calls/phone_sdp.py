@@ -134,28 +134,48 @@ def phone_answer(
     local: LocalAudio,
     session_id: int,
     version: int,
+    *,
+    text: tuple[int, Media] | None = None,
 ) -> SessionDescription:
-    """Answer ``offer`` accepting only its ``audio.index`` stream (RFC 3264 §6.1)."""
+    """Answer ``offer`` accepting only its ``audio.index`` stream and, with ``text``
+    (index, m= section), its text stream (RFC 3264 §6.1); the rest at port 0 in place."""
     answer = new_session(session_id, version, local.address)
     for index, media in enumerate(offer.media):
-        answer.media.append(local.media() if index == audio.index else rejected_copy(media))
+        if index == audio.index:
+            answer.media.append(local.media())
+        elif text is not None and index == text[0]:
+            answer.media.append(text[1])
+        else:
+            answer.media.append(rejected_copy(media))
     return answer
 
 
 def phone_offer(
-    local: LocalAudio, session_id: int, version: int, previous: SessionDescription | None = None
+    local: LocalAudio,
+    session_id: int,
+    version: int,
+    previous: SessionDescription | None = None,
+    *,
+    text: Media | None = None,
 ) -> SessionDescription:
-    """A new offer; a later one keeps every earlier m-line in place (RFC 3264 §8)."""
+    """A new offer; a later one keeps every earlier m-line in place (RFC 3264 §8), text
+    in the earlier text slot (a refused one is reused, §8.3.1) or at the bottom."""
     offer = new_session(session_id, version, local.address)
     placed = False
+    text_placed = text is None
     for media in previous.media if previous is not None else []:
         if media.kind == "audio" and not placed and not media.rejected:
             offer.media.append(local.media())
             placed = True
+        elif text is not None and media.kind == "text" and not text_placed:
+            offer.media.append(text)
+            text_placed = True
         else:
             offer.media.append(rejected_copy(media))
     if not placed:
         offer.media.append(local.media())
+    if text is not None and not text_placed:
+        offer.media.append(text)
     return offer
 
 
