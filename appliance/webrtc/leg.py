@@ -1,4 +1,5 @@
-"""One call's browser leg: an aiortc RTCPeerConnection carrying relayed audio.
+"""One call's browser leg: an aiortc RTCPeerConnection carrying relayed audio and, when
+the call has real-time text, a T.140 data channel (RFC 8865).
 
 Audio is never decoded or encoded here. Received RTP leaves through the tap of
 :mod:`appliance.webrtc.hooks`; audio to send enters :class:`PassthroughTrack` as
@@ -15,12 +16,13 @@ import fractions
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import av
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
+    RTCDataChannel,
     RTCIceServer,
     RTCPeerConnection,
     RTCRtpTransceiver,
@@ -37,6 +39,16 @@ from appliance.webrtc.hooks import tap_receiver
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 25  # 0.5 s of 20 ms packets; older ones are dropped rather than delayed
+T140_PROTOCOL = "t140"  # RFC 8865 §3: the subprotocol MUST be "t140"
+T140_LABEL = "rtt"
+
+
+class TextHandler(Protocol):
+    """Where a T.140 data channel's events go (``appliance.rtt.bridge.TextBridge``)."""
+
+    def channel_opened(self, send: Callable[[str], None]) -> None: ...
+    def channel_message(self, message: str | bytes) -> None: ...
+    def channel_closed(self) -> None: ...
 
 
 class PassthroughTrack(MediaStreamTrack):
@@ -91,6 +103,9 @@ class WebRtcLeg:
         self._on_audio = on_audio
         self._on_state = on_state
         self.pc.on("connectionstatechange", self._state_changed)
+        self.text_channel: RTCDataChannel | None = None
+        self._text: TextHandler | None = None
+        self.pc.on("datachannel", self._datachannel)
 
     def _state_changed(self) -> None:
         state = self.pc.connectionState
@@ -163,6 +178,58 @@ class WebRtcLeg:
                 self.negotiated = Negotiated(codec, parameters.payloadType)
                 return self.negotiated
         raise ValueError("no relayable audio codec was negotiated")
+
+    # ----- real-time text (RFC 8865) --------------------------------------------------------
+
+    @property
+    def has_data_channels(self) -> bool:
+        """Whether the session has an SCTP association (the browser's offer had one, or
+        :meth:`offer_text` added one)."""
+        return self.pc.sctp is not None
+
+    def offer_text(self) -> None:
+        """Put a reliable, ordered T.140 channel in the box's next offer (RFC 8865 §3-4),
+        opened in-band (RFC 8832) once the association is up."""
+        self._adopt(self.pc.createDataChannel(T140_LABEL, ordered=True, protocol=T140_PROTOCOL))
+
+    def attach_text(self, handler: TextHandler | None) -> None:
+        """Send the T.140 channel's events to ``handler`` (None: drop them)."""
+        self._text = handler
+        channel = self.text_channel
+        if handler is not None and channel is not None and channel.readyState == "open":
+            handler.channel_opened(channel.send)
+
+    def _datachannel(self, channel: RTCDataChannel) -> None:
+        """A channel the browser opened: T.140 ones carry the call's text (RFC 8865 §3);
+        a second one replaces the first (a re-open, §5.4)."""
+        if (
+            channel.protocol != T140_PROTOCOL
+            or channel.maxRetransmits is not None
+            or (channel.maxPacketLifeTime is not None or not channel.ordered)
+        ):
+            log.info("%s: data channel %r (%r) ignored", self.name, channel.label, channel.protocol)
+            return
+        self._adopt(channel)
+        if channel.readyState == "open":
+            self._text_opened(channel)
+
+    def _adopt(self, channel: RTCDataChannel) -> None:
+        self.text_channel = channel
+        channel.on("open", lambda: self._text_opened(channel))
+        channel.on("message", lambda message: self._text_message(channel, message))
+        channel.on("close", lambda: self._text_closed(channel))
+
+    def _text_opened(self, channel: RTCDataChannel) -> None:
+        if self._text is not None and channel is self.text_channel:
+            self._text.channel_opened(channel.send)
+
+    def _text_message(self, channel: RTCDataChannel, message: str | bytes) -> None:
+        if self._text is not None and channel is self.text_channel:
+            self._text.channel_message(message)
+
+    def _text_closed(self, channel: RTCDataChannel) -> None:
+        if self._text is not None and channel is self.text_channel:
+            self._text.channel_closed()
 
     def send_audio(self, payload: bytes, timestamp: int) -> None:
         """Send one encoded payload to the browser."""
