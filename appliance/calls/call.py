@@ -27,6 +27,7 @@ from appliance.calls.phone_sdp import (
     phone_offer,
     read_audio,
 )
+from appliance.calls.text import CallText, TextConfig
 from appliance.media.codecs import Codec
 from appliance.media.dtmf import DtmfReceiver, DtmfSender
 from appliance.media.endpoint import PortAllocator, RtpEndpoint
@@ -96,6 +97,7 @@ class MediaSettings:
     ice_timeout: float
     ports: PortAllocator
     leg_factory: Callable[[Callable[[AiortcPacket], None], Callable[[str], None]], WebRtcLeg]
+    text: TextConfig | None = None  # real-time text (RFC 4103 ⇄ RFC 8865); None: audio only
 
 
 @dataclass
@@ -154,6 +156,7 @@ class Call:
         self.audio: AudioPath | None = None
         self.endpoint: RtpEndpoint | None = None
         self.webrtc: WebRtcLeg | None = None
+        self.text: CallText | None = None
         self._session_id = secrets.randbelow(2**31)
         self._version = 0
         self._our_crypto: CryptoAttribute | None = None
@@ -172,7 +175,7 @@ class Call:
             "state": self.state.value,
             "direction": self.direction,
             "peer": self.peer,
-            "media": ["audio"],
+            "media": ["audio", "text"] if self.text is not None and self.text.active else ["audio"],
             "held": self.held_here,
             "held_by_peer": self.held_there,
             "answered_at": self.answered_at,
@@ -208,7 +211,14 @@ class Call:
             telephone_event=event_pt, direction="sendrecv", crypto=crypto,
             secure_profile=self.settings.srtp == "require",
         )  # fmt: skip
-        self.local_sdp = phone_offer(self.local_audio, self._session_id, self._next_version())
+        text = None
+        if self.settings.text is not None and self.webrtc.has_data_channels:
+            self.text = CallText(self.settings.text, self.id, self._text_header())
+            await self.text.open(self.webrtc, self.local_address, self.settings.ports)
+            text = self.text.offer_media(self.local_address)
+        self.local_sdp = phone_offer(
+            self.local_audio, self._session_id, self._next_version(), text=text
+        )
         self.leg = self.sip.invite(
             target, from_user=self.sip_user, sdp=self.local_sdp.encode(),
             display_name=display_name or None,
@@ -233,6 +243,8 @@ class Call:
             self.hangup("the phone accepted none of the offered audio codecs")
             return
         self.phone_audio = audio
+        if self.text is not None:
+            self.text.answered_by_phone(answer)
         codec, phone_pt = audio.codecs[0]
         assert self.webrtc is not None
         try:
@@ -269,6 +281,9 @@ class Call:
             return 488
         del secure
         self.phone_offer, self.phone_audio = offer, audio
+        if self.settings.text is not None:
+            text = CallText(self.settings.text, self.id, self._text_header())
+            self.text = text if text.offered_by_phone(offer) else None
         return None
 
     async def accept(self, page: Page) -> None:
@@ -280,6 +295,9 @@ class Call:
         self.state = State.CONNECTING
         self.webrtc = self.settings.leg_factory(self._from_browser, self._ice_state)
         await self._open_endpoint()
+        if self.text is not None:
+            await self.text.open(self.webrtc, self.local_address, self.settings.ports)
+            self.webrtc.offer_text()
         codecs = [c for c, _ in self.phone_audio.codecs]
         offer = await self.webrtc.make_offer(codecs)
         self._connect_deadline = time.monotonic() + self.settings.ice_timeout
@@ -305,8 +323,12 @@ class Call:
             direction=answer_direction(audio.direction), crypto=crypto,
             secure_profile=audio.secure_profile, rtcp_mux=audio.rtcp_mux, ptime=audio.ptime,
         )  # fmt: skip
+        text = None
+        if self.text is not None:
+            took = CallText.browser_took_text(sdp)
+            text = self.text.answer_media(self.local_address, took)
         self.local_sdp = phone_answer(
-            offer, audio, self.local_audio, self._session_id, self._next_version()
+            offer, audio, self.local_audio, self._session_id, self._next_version(), text=text
         )
         self._start_audio(negotiated.codec, phone_pt, negotiated.payload_type, audio)
         self.sip.answer(self.leg, self.local_sdp.encode())
@@ -335,7 +357,10 @@ class Call:
             secure_profile=audio.secure_profile, rtcp_mux=audio.rtcp_mux, ptime=audio.ptime,
         )  # fmt: skip
         previous = self.phone_offer or self.local_sdp
-        sdp = phone_offer(self.local_audio, self._session_id, self._next_version(), previous)
+        text = self.text.reoffer_media() if self.text is not None else None
+        sdp = phone_offer(
+            self.local_audio, self._session_id, self._next_version(), previous, text=text
+        )
         if not self.sip.reoffer(self.leg, sdp.encode()):
             raise CallError("busy", "another offer is in progress; try again")
         self.local_sdp = sdp
@@ -376,8 +401,9 @@ class Call:
             secure_profile=audio.secure_profile, rtcp_mux=audio.rtcp_mux, ptime=audio.ptime,
         )  # fmt: skip
         self.phone_offer = offer
+        text = self.text.reoffered_by_phone(offer) if self.text is not None else None
         self.local_sdp = phone_answer(
-            offer, audio, self.local_audio, self._session_id, self._next_version()
+            offer, audio, self.local_audio, self._session_id, self._next_version(), text=text
         )
         self.sip.answer_offer(self.leg, self.local_sdp.encode())
         self.audio.phone_pt = phone_pt
@@ -600,12 +626,21 @@ class Call:
         self.notify()
         if self.endpoint is not None:
             self.endpoint.close()
+        if self.text is not None:
+            self.text.close()
         self.on_ended(self)
 
     async def release(self) -> None:
         """Close the browser leg (after the call ended)."""
         if self.webrtc is not None:
             await self.webrtc.close()
+
+    def _text_header(self) -> dict[str, Any]:
+        """The first line of the call's transcript."""
+        return {
+            "operator": self.operator, "direction": self.direction, "peer": self.peer,
+            "created": self.created,
+        }  # fmt: skip
 
     def _next_version(self) -> int:
         self._version += 1

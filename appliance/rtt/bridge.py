@@ -87,7 +87,12 @@ class TextBridge:
     @property
     def started(self) -> bool:
         """Whether the phone's side is negotiated and running."""
-        return self.sender is not None
+        return self.sender is not None and not self._closed
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` ran."""
+        return self._closed
 
     async def open(self, address: str, ports: PortAllocator) -> int:
         """Bind the RTP/RTCP port pair; returns the RTP port."""
