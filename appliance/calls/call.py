@@ -590,7 +590,7 @@ class Call:
         if not timeout or endpoint is None or self.state is not State.ACTIVE:
             return
         if not self.held_there and not self.held_here:
-            if endpoint.silent_for() > timeout:
+            if endpoint.silent_for() > timeout and not self._text_heard_within(timeout):
                 self.hangup(f"no audio from the phone for {int(timeout)} s")
             return
         # On hold no audio flows, but a phone that sends RTCP keeps reporting
@@ -598,6 +598,13 @@ class Call:
         quiet = endpoint.rtcp_silent_for()
         if quiet is not None and quiet > timeout:
             self.hangup(f"the phone stopped responding on hold ({int(timeout)} s without RTCP)")
+
+    def _text_heard_within(self, timeout: float) -> bool:
+        """A phone whose text stream is alive is alive, though it sends no audio."""
+        text = self.text
+        if text is None or not text.active or text.bridge is None:
+            return False
+        return text.bridge.endpoint.silent_for() <= timeout
 
     def hangup(self, cause: str = "hung up here", status: int | None = None) -> None:
         """End both legs: BYE/CANCEL toward the phone (RFC 3261 §15), close the page's leg."""

@@ -69,6 +69,7 @@ class RttPeer(asyncio.DatagramProtocol):
         self.highest: int | None = None
         self.packets_received = 0
         self.markers = 0
+        self.sources: set[tuple[str, int]] = set()
 
     @classmethod
     async def open(
@@ -93,6 +94,7 @@ class RttPeer(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         if len(data) < 12 or data[0] >> 6 != 2 or 64 <= data[1] & 0x7F <= 95:
             return  # not RTP (RTCP, STUN)
+        self.sources.add((str(addr[0]), int(addr[1])))
         pt = data[1] & 0x7F
         (seq,) = struct.unpack_from("!H", data, 2)
         payload = data[12 + 4 * (data[0] & 0x0F) :]
