@@ -6,6 +6,11 @@
    time per packet, at a typing load (3 characters per packet) and a bulk load (500).
 2. Latency inside the cores: seconds from a key press to delivery on the receiving side,
    over a path with 20 ms delay and no loss (the 300 ms buffering interval dominates).
+   And through the box's text gateway (:class:`TextBridge`, the code a call runs) on
+   loopback UDP, both directions at once: phone → browser from the phone's packet leaving
+   to the character reaching the data-channel callback; browser → phone from the channel
+   message to the packet carrying the character reaching the phone's socket (this
+   includes the box's own buffering interval).
 3. Loss sweep: human-paced typing (backspaces and new lines included) over a path losing
    each packet independently with probability p, for RED generations g; every sent block
    is matched by sequence number with what the receiver delivered. Reports characters
@@ -22,14 +27,21 @@ Prints tables and, last, one line of JSON.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
+import os
 import random
 import statistics
 import time
 
+from appliance.media.endpoint import PortAllocator
+from appliance.media.rtp import RtpPacket
+from appliance.rtt.bridge import TextBridge, TextSettings
 from appliance.rtt.channel import ChannelText
 from appliance.rtt.receiver import RttReceiver
+from appliance.rtt.red import decode_red
+from appliance.rtt.sdp import PhoneText
 from appliance.rtt.sender import RttSender
 from appliance.rtt.sim import latencies, simulate, simulate_loss
 from appliance.rtt.stream import RtpTextStream, feed_datagram
@@ -114,6 +126,105 @@ def core_latency(chars: int) -> dict[str, float]:
     }
 
 
+class _Phone(asyncio.DatagramProtocol):
+    """The phone's socket: records when each character of the box's text arrives."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.arrivals: list[tuple[float, str]] = []
+        self.seen: set[int] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        now = time.monotonic()
+        try:
+            packet = RtpPacket.parse(data)
+        except ValueError:
+            return
+        if packet.payload_type != RED_PT or packet.sequence in self.seen:
+            return
+        self.seen.add(packet.sequence)
+        text = decode_red(packet.payload, T140_PT).primary.decode().replace("\ufeff", "")
+        self.arrivals.extend((now, char) for char in text)
+
+
+async def gateway_latency(chars: int, seed: int = 9) -> dict[str, float]:
+    """Per-character latency through :class:`TextBridge` on loopback UDP, both ways."""
+    rng = random.Random(seed)
+    low = 40000 + (os.getpid() % 200) * 50
+    bridge = TextBridge(TextSettings())
+    await bridge.open("127.0.0.1", PortAllocator(low, low + 48))
+    loop = asyncio.get_running_loop()
+    transport, phone = await loop.create_datagram_endpoint(_Phone, local_addr=("127.0.0.1", 0))
+    port = int(transport.get_extra_info("sockname")[1])
+    bridge.start(
+        PhoneText(
+            index=1,
+            address="127.0.0.1",
+            port=port,
+            t140_pt=T140_PT,
+            red_pt=RED_PT,
+            generations=2,
+            cps=1000,
+            direction="sendrecv",
+            secure_profile=False,
+        )
+    )
+    to_browser: list[tuple[float, str]] = []
+    bridge.channel_opened(lambda m: to_browser.extend((time.monotonic(), c) for c in m))
+    sender = RttSender(T140_PT, RED_PT, generations=2, cps=None)
+    stream = RtpTextStream(sender, ssrc=0xBEEF, first_seq=7)
+    sent_at: list[float] = []  # when the packet carrying each phone character left
+    alphabet = "abcdefghijklmnopqrstuvwxyz"
+    phone_text = "".join(rng.choice(alphabet) for _ in range(chars))
+    box_text = "".join(rng.choice(alphabet) for _ in range(chars))
+    typed_at: list[float] = []
+
+    def pump(now: float) -> None:
+        for packet in stream.poll(now):
+            primary = decode_red(packet.payload, T140_PT).primary.decode()
+            sent_at.extend(now for _ in primary.replace("\ufeff", ""))
+            transport.sendto(packet.serialize(), ("127.0.0.1", bridge.port))
+
+    async def phone_side() -> None:
+        sender.write(T140Writer().start(), time.monotonic())
+        for char in phone_text:
+            sender.write(char, time.monotonic())
+            end = time.monotonic() + rng.uniform(0.02, 0.2)
+            while (now := time.monotonic()) < end:
+                pump(now)
+                deadline = stream.next_deadline()
+                await asyncio.sleep(max(0.0, min(end, deadline or end) - now))
+        while (deadline := stream.next_deadline()) is not None:
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            pump(time.monotonic())
+
+    async def browser_side() -> None:
+        for char in box_text:
+            typed_at.append(time.monotonic())
+            bridge.channel_message(char)
+            await asyncio.sleep(rng.uniform(0.02, 0.2))
+
+    await asyncio.gather(phone_side(), browser_side())
+    await asyncio.sleep(1.5)
+    bridge.close()
+    transport.close()
+    got_browser = [c for _, c in to_browser[1:]]  # after the opening BOM
+    assert "".join(got_browser) == phone_text, "phone → browser text differs"
+    assert "".join(c for _, c in phone.arrivals) == box_text, "browser → phone text differs"
+    up = [at - sent for (at, _), sent in zip(to_browser[1:], sent_at, strict=True)]
+    down = [at - typed for (at, _), typed in zip(phone.arrivals, typed_at, strict=True)]
+    return {
+        "phone_to_browser_p50_ms": statistics.median(up) * 1000,
+        "phone_to_browser_p99_ms": percentile(up, 99) * 1000,
+        "browser_to_phone_p50_ms": statistics.median(down) * 1000,
+        "browser_to_phone_p99_ms": percentile(down, 99) * 1000,
+        "browser_to_phone_max_ms": max(down) * 1000,
+    }
+
+
 def sweep(chars: int, losses: tuple[float, ...], gens: tuple[int, ...]) -> list[dict[str, float]]:
     rows = []
     text = typed_text(chars, seed=1)
@@ -140,6 +251,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chars", type=int, default=10_000, help="characters per sweep cell")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument(
+        "--gateway-chars", type=int, default=500, help="characters each way through the gateway"
+    )
     args = parser.parse_args()
     chars = 1000 if args.quick else args.chars
     packets = 2000 if args.quick else 20_000
@@ -159,6 +273,18 @@ def main() -> None:
         f"\nkey press to delivery in the cores (300 ms interval, 20 ms path): "
         f"p50 {latency['p50_ms']:.0f} ms, p99 {latency['p99_ms']:.0f} ms,"
         f" max {latency['max_ms']:.0f} ms"
+    )
+
+    gateway = asyncio.run(gateway_latency(50 if args.quick else args.gateway_chars))
+    print(
+        "through the box's text gateway (TextBridge, loopback UDP, 300 ms interval):\n"
+        "  phone → browser (packet in to channel):"
+        f" p50 {gateway['phone_to_browser_p50_ms']:.1f} ms,"
+        f" p99 {gateway['phone_to_browser_p99_ms']:.1f} ms\n"
+        f"  browser → phone (channel to packet out, incl. buffering):"
+        f" p50 {gateway['browser_to_phone_p50_ms']:.0f} ms,"
+        f" p99 {gateway['browser_to_phone_p99_ms']:.0f} ms,"
+        f" max {gateway['browser_to_phone_max_ms']:.0f} ms (goal p99 <= 320 ms)"
     )
 
     rows = sweep(chars, LOSSES, GENERATIONS)
@@ -193,6 +319,9 @@ def main() -> None:
         "bulk_chars_per_s": round(bulk["chars_per_s"]),
         "core_latency_p50_ms": round(latency["p50_ms"], 1),
         "core_latency_p99_ms": round(latency["p99_ms"], 1),
+        "gateway_phone_to_browser_p99_ms": round(gateway["phone_to_browser_p99_ms"], 2),
+        "gateway_browser_to_phone_p50_ms": round(gateway["browser_to_phone_p50_ms"], 1),
+        "gateway_browser_to_phone_p99_ms": round(gateway["browser_to_phone_p99_ms"], 1),
         "chars_per_cell": chars,
         "silently_lost_total": silent,
         "duplicated_total": duplicated,
