@@ -175,12 +175,19 @@ class Call:
             "state": self.state.value,
             "direction": self.direction,
             "peer": self.peer,
-            "media": ["audio", "text"] if self.text is not None and self.text.active else ["audio"],
+            "media": self._media(),
             "held": self.held_here,
             "held_by_peer": self.held_there,
             "answered_at": self.answered_at,
             "cause": self.cause or None,
         }
+
+    def _media(self) -> list[str]:
+        """The call's media: what is offered while it is set up, then what flows."""
+        audio = self.local_audio is not None or self.phone_audio is not None
+        setting_up = self.state in (State.CALLING, State.RINGING, State.CONNECTING)
+        text = self.text is not None and (self.text.active or setting_up)
+        return ["audio"] * audio + ["text"] * text or ["audio"]
 
     def notify(self) -> None:
         """Tell the page the call's state."""
@@ -197,6 +204,9 @@ class Call:
         self.webrtc = self.settings.leg_factory(self._from_browser, self._ice_state)
         offered = await self.webrtc.take_offer(browser_offer)
         codecs = [c for c in self.settings.codecs if c in offered]
+        if not codecs and self.settings.text is not None and self.webrtc.has_data_channels:
+            await self._start_text_only(target, display_name)
+            return
         if not codecs:
             raise CallError("no-common-codec", "the browser offered no codec the box relays")
         await self._open_endpoint()
@@ -225,11 +235,44 @@ class Call:
         )  # fmt: skip
         self.notify()
 
+    async def _start_text_only(self, target: str, display_name: str) -> None:
+        """The page offered text and no audio: a text-only call (real in emergency services)."""
+        assert self.webrtc is not None
+        assert self.settings.text is not None
+        self.text = CallText(self.settings.text, self.id, self._text_header())
+        await self.text.open(self.webrtc, self.local_address, self.settings.ports)
+        text = self.text.offer_media(self.local_address)
+        self.local_sdp = phone_offer(
+            None, self._session_id, self._next_version(), text=text, address=self.local_address
+        )
+        self.leg = self.sip.invite(
+            target, from_user=self.sip_user, sdp=self.local_sdp.encode(),
+            display_name=display_name or None,
+        )  # fmt: skip
+        self.notify()
+
+    async def _text_only_answered(self, sdp: bytes | None) -> None:
+        assert self.text is not None and self.webrtc is not None
+        try:
+            answer = SessionDescription.parse(sdp or b"")
+        except SdpError as exc:
+            self.hangup(f"the phone's media could not be used ({exc})")
+            return
+        if not self.text.answered_by_phone(answer):
+            self.hangup("the phone accepted no real-time text")
+            return
+        page_answer = await self.webrtc.make_answer(None)
+        if self.page is not None:
+            self.page.send({"type": "sdp", "call": self.id, "kind": "answer", "sdp": page_answer})
+        self._activated()
+
     async def phone_answered(self, sdp: bytes | None) -> None:
         """The phone's 200 answer: choose the codec, answer the page, start the relay."""
         if self.state is State.ENDED:
             return
-        assert self.local_audio is not None
+        if self.local_audio is None:
+            await self._text_only_answered(sdp)
+            return
         try:
             answer = SessionDescription.parse(sdp or b"")
             audio = read_audio(answer, [c for c, _ in self.local_audio.codecs])
@@ -272,6 +315,11 @@ class Call:
         except SdpError as exc:
             log.info("call %s: unusable offer: %s", self.id, exc)
             return 488
+        if audio is None and self.settings.text is not None:
+            text = CallText(self.settings.text, self.id, self._text_header())
+            if text.offered_by_phone(offer):  # a text-only call
+                self.phone_offer, self.text = offer, text
+                return None
         if audio is None:
             return 488
         secure = audio.secure_profile or bool(audio.crypto)
@@ -290,15 +338,16 @@ class Call:
         """The call-taker answered: offer the page the phone's codecs."""
         if self.state is not State.RINGING or self.direction != "in":
             raise CallError("bad-state", f"the call is {self.state.value}")
-        assert self.phone_audio is not None
+        assert self.phone_audio is not None or self.text is not None
         self.page = page
         self.state = State.CONNECTING
         self.webrtc = self.settings.leg_factory(self._from_browser, self._ice_state)
-        await self._open_endpoint()
+        if self.phone_audio is not None:
+            await self._open_endpoint()
         if self.text is not None:
             await self.text.open(self.webrtc, self.local_address, self.settings.ports)
             self.webrtc.offer_text()
-        codecs = [c for c, _ in self.phone_audio.codecs]
+        codecs = [c for c, _ in self.phone_audio.codecs] if self.phone_audio else []
         offer = await self.webrtc.make_offer(codecs)
         self._connect_deadline = time.monotonic() + self.settings.ice_timeout
         page.send({"type": "sdp", "call": self.id, "kind": "offer", "sdp": offer})
@@ -314,7 +363,11 @@ class Call:
             self.hangup(f"the browser's answer could not be used ({exc})", status=488)
             raise CallError("bad-sdp", str(exc)) from None
         audio, offer = self.phone_audio, self.phone_offer
+        if audio is None and self.text is not None and offer is not None:
+            self._text_only_page_answered(offer, sdp)
+            return
         assert audio is not None and offer is not None and self.endpoint is not None
+        assert negotiated is not None
         phone_pt = next(pt for c, pt in audio.codecs if c == negotiated.codec)
         crypto = self._use_phone_crypto(audio, answering=True)
         self.local_audio = LocalAudio(
@@ -331,6 +384,19 @@ class Call:
             offer, audio, self.local_audio, self._session_id, self._next_version(), text=text
         )
         self._start_audio(negotiated.codec, phone_pt, negotiated.payload_type, audio)
+        self.sip.answer(self.leg, self.local_sdp.encode())
+        self._activated()
+
+    def _text_only_page_answered(self, offer: SessionDescription, sdp: str) -> None:
+        assert self.text is not None
+        text = self.text.answer_media(self.local_address, CallText.browser_took_text(sdp))
+        if text is None:
+            self.hangup("the page could not take the call's real-time text", status=488)
+            return
+        self.local_sdp = phone_answer(
+            offer, None, None, self._session_id, self._next_version(), text=text,
+            address=self.local_address,
+        )  # fmt: skip
         self.sip.answer(self.leg, self.local_sdp.encode())
         self._activated()
 
@@ -381,6 +447,9 @@ class Call:
 
     def reoffer_received(self, sdp: bytes) -> None:
         """A re-INVITE or UPDATE from the phone: hold, resume, a new address (RFC 3264 §8)."""
+        if self.local_audio is None and self.text is not None:
+            self._text_only_reoffer(sdp)
+            return
         audio: PhoneAudio | None = None
         if self.local_audio is not None and self.audio is not None:
             try:
@@ -410,6 +479,26 @@ class Call:
         self.audio.phone_event_pt = telephone_event_for(self.audio.codec, audio)
         self.audio.to_phone.set_payload_map({self.audio.browser_pt: phone_pt})
         self._follow_phone(audio)
+
+    def _text_only_reoffer(self, sdp: bytes) -> None:
+        """A re-INVITE in a text-only call: follow the text stream, or refuse (§14.1)."""
+        assert self.text is not None
+        try:
+            offer = SessionDescription.parse(sdp)
+        except SdpError:
+            self.sip.reject_offer(self.leg)
+            return
+        text = self.text.reoffered_by_phone(offer)
+        if text is None:
+            self.sip.reject_offer(self.leg)
+            self.hangup("the phone dropped the call's real-time text")
+            return
+        self.phone_offer = offer
+        self.local_sdp = phone_answer(
+            offer, None, None, self._session_id, self._next_version(), text=text,
+            address=self.local_address,
+        )  # fmt: skip
+        self.sip.answer_offer(self.leg, self.local_sdp.encode())
 
     def _follow_phone(self, audio: PhoneAudio) -> None:
         held = audio.on_hold

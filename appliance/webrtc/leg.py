@@ -135,16 +135,18 @@ class WebRtcLeg:
             self._on_audio(packet)
 
     async def make_offer(self, codecs: list[Codec], direction: str = "sendrecv") -> str:
-        """The box offers (an incoming SIP call): audio limited to ``codecs``, in order."""
-        transceiver = self.pc.addTransceiver("audio", direction=direction)
-        self._prepare_audio(transceiver, codecs)
+        """The box offers (an incoming SIP call): audio limited to ``codecs``, in order;
+        no audio at all for a text-only call (``codecs`` empty)."""
+        if codecs:
+            transceiver = self.pc.addTransceiver("audio", direction=direction)
+            self._prepare_audio(transceiver, codecs)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return str(self.pc.localDescription.sdp)
 
-    async def take_answer(self, sdp: str) -> Negotiated:
-        """The browser's answer to our offer; returns the agreed codec."""
+    async def take_answer(self, sdp: str) -> Negotiated | None:
+        """The browser's answer to our offer; returns the agreed codec (None: no audio)."""
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
-        return self._negotiation()
+        return self._negotiation() if self.audio is not None else None
 
     async def take_offer(self, sdp: str) -> list[Codec]:
         """The browser offers (an outgoing call); returns the relayable codecs it offered."""
@@ -155,8 +157,14 @@ class WebRtcLeg:
                 return _codecs_from(transceiver._codecs)
         return []
 
-    async def make_answer(self, codec: Codec, direction: str = "sendrecv") -> str:
-        """Answer the browser's offer with ``codec`` only."""
+    async def make_answer(self, codec: Codec | None, direction: str = "sendrecv") -> str:
+        """Answer the browser's offer with ``codec`` only; ``None``: a text-only call, any
+        audio the browser offered is answered inactive."""
+        if codec is None:
+            if self.audio is not None:
+                self.audio.direction = "inactive"
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+            return str(self.pc.localDescription.sdp)
         if self.audio is None:
             raise ValueError("the browser offered no audio")
         self.audio.direction = direction

@@ -195,3 +195,69 @@ async def test_the_page_shows_t140_as_a_person_expects(
         }"""
     )
     assert shown == "Hi tX\ufffd"
+
+
+async def test_text_only_phone_calls_the_operator(
+    start_box: Any, browser: Any, tmp_path: Path
+) -> None:
+    """No audio at all: the page needs no microphone, text flows both ways."""
+    box: Box = start_box()
+    page = await open_console(browser, box)
+    phone = await RttPeer.open()
+    sipp = Sipp(
+        "phone_calls_operator_text_only.xml", "-key", "text_port", str(phone.port),
+        "-s", "alice", f"127.0.0.1:{box.sip_port}", *PHONE_AUTH, workdir=tmp_path,
+    )  # fmt: skip
+    try:
+        alert = page.get_by_role("alertdialog")
+        await alert.wait_for()
+        assert "text-only call" in await alert.inner_text()
+        await page.get_by_role("button", name="Answer").click()
+        await page.locator("article.call .state", has_text="Connected").wait_for(timeout=15000)
+        await until(lambda: bool(phone.sources), 5, "the box's first text packet")
+        phone.start(next(iter(phone.sources)))
+        phone.type("I am deaf\u2028send police")
+        await wait_remote(page, "I am deaf\nsend police")
+        await page.get_by_role("textbox", name="Real-time text").click()
+        await page.keyboard.type("On the way", delay=30)
+        await until(lambda: phone.visible() == "On the way", 10, "the page's text")
+        assert await page.locator("article.call audio.remote").evaluate("a => a.srcObject") is None
+        await page.get_by_role("button", name="Hang up").click()
+        code, output = await asyncio.to_thread(sipp.wait)
+        assert code == 0, output
+    finally:
+        sipp.stop()
+        phone.close()
+
+
+async def test_operator_places_a_text_only_call(
+    start_box: Any, browser: Any, tmp_path: Path
+) -> None:
+    box: Box = start_box()
+    phone = await RttPeer.open()
+    sipp = Sipp(
+        "phone_answers_text_only.xml", "-key", "text_port", str(phone.port), workdir=tmp_path
+    )
+    try:
+        page = await open_console(browser, box)
+        await page.get_by_role("textbox", name="Number or SIP address").fill(
+            f"sip:phone@127.0.0.1:{sipp.port}"
+        )
+        await page.get_by_label("Text only").check()
+        await page.get_by_role("button", name="Call").click()
+        await page.locator("article.call .state", has_text="Connected").wait_for(timeout=15000)
+        await until(lambda: bool(phone.sources), 5, "the box's first text packet")
+        phone.start(next(iter(phone.sources)))
+        await page.get_by_role("textbox", name="Real-time text").click()
+        await page.keyboard.type("Text 911, what is your emergency?", delay=20)
+        await until(
+            lambda: phone.visible() == "Text 911, what is your emergency?", 10, "the page's text"
+        )
+        phone.type("car crash")
+        await wait_remote(page, "car crash")
+        await page.get_by_role("button", name="Hang up").click()
+        code, output = await asyncio.to_thread(sipp.wait)
+        assert code == 0, output
+    finally:
+        sipp.stop()
+        phone.close()

@@ -190,3 +190,20 @@ def test_hold_reoffer_of_a_phones_offer_keeps_its_text() -> None:
 def test_bad_generations_refused() -> None:
     with pytest.raises(ValueError, match="generations"):
         LocalText("192.0.2.1", 1, generations=4).media()
+
+
+def test_text_only_answer_and_offer() -> None:
+    offer = sdp("m=audio 0 RTP/AVP 0", LINPHONE_TEXT)
+    text = read_text(offer)
+    assert text is not None and read_audio(offer, [PCMU]) is None
+    media = LocalText.answering(
+        text, "192.0.2.1", 6000, generations=2, cps=30, direction="sendrecv"
+    )
+    answer = phone_answer(
+        offer, None, None, 1, 1, text=(text.index, media.media()), address="192.0.2.1"
+    )
+    assert [m.header() for m in answer.media] == ["audio 0 RTP/AVP 0", "text 6000 RTP/AVP 96 97"]
+    assert answer.connection == "192.0.2.1"
+    ours = phone_offer(None, 1, 1, text=LocalText("192.0.2.1", 6000).media(), address="192.0.2.1")
+    assert [m.kind for m in ours.media] == ["text"]
+    assert ours.connection == "192.0.2.1"

@@ -99,7 +99,7 @@ async function microphone() {
 
 function newPeer(id, stream) {
   const pc = new RTCPeerConnection({iceServers});
-  for (const track of stream.getTracks()) pc.addTrack(track, stream);
+  if (stream) for (const track of stream.getTracks()) pc.addTrack(track, stream);
   pc.ontrack = (event) => {
     const c = calls.get(id);
     if (c) $("audio.remote", c.el).srcObject = event.streams[0] || new MediaStream([event.track]);
@@ -217,8 +217,8 @@ function gathered(pc) {
   });
 }
 
-async function placeCall(target) {
-  const stream = await microphone();
+async function placeCall(target, textOnly) {
+  const stream = textOnly ? null : await microphone();
   const pc = newPeer(null, stream);
   const channel = pc.createDataChannel("rtt", {protocol: "t140", ordered: true});
   await pc.setLocalDescription(await pc.createOffer());
@@ -228,7 +228,7 @@ async function placeCall(target) {
     reply = await request({type: "call", target, sdp: pc.localDescription.sdp});
   } catch (err) {
     pc.close();
-    stream.getTracks().forEach((t) => t.stop());
+    if (stream) stream.getTracks().forEach((t) => t.stop());
     $("#mic").textContent = `Call failed: ${err.message}`;
     return;
   }
@@ -247,8 +247,10 @@ async function onSdp(m) {
     await c.pc.setRemoteDescription({type: "answer", sdp: m.sdp});
     return;
   }
+  // A text-only call (no audio in the box's offer) needs no microphone.
+  const audio = /^m=audio /m.test(m.sdp);
   try {
-    c.stream = c.stream || await microphone();
+    if (audio) c.stream = c.stream || await microphone();
   } catch (err) {
     send({type: "hangup", call: m.call});
     return;
@@ -272,7 +274,9 @@ function showAlert(info) {
   el.id = `alert-${info.call}`;
   const who = $(".who", el);
   who.id = `who-${info.call}`;
-  who.textContent = `Incoming call from ${peerName(info)}`;
+  const text = (info.media || []).includes("text");
+  const kind = !text ? "call" : (info.media || []).includes("audio") ? "call with real-time text" : "text-only call";
+  who.textContent = `Incoming ${kind} from ${peerName(info)}`;
   el.setAttribute("aria-labelledby", who.id);
   $(".answer", el).onclick = () => answer(info);
   $(".decline", el).onclick = () => { send({type: "decline", call: info.call}); removeAlert(info.call); };
@@ -397,7 +401,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#dial").addEventListener("submit", (event) => {
     event.preventDefault();
     const target = $("#target").value.trim();
-    if (target) placeCall(target).catch(() => {});
+    if (target) placeCall(target, $("#text-only").checked).catch(() => {});
   });
   $("#available").addEventListener("change", (event) => {
     send({type: event.target.checked ? "register" : "unregister"});
