@@ -137,3 +137,20 @@ async def test_a_session_without_data_channels() -> None:
     assert not box.has_data_channels
     await box.close()
     await browser.close()
+
+
+async def test_text_only_offer_has_no_audio_and_takes_an_answer() -> None:
+    box = leg()
+    handler = Handler()
+    box.attach_text(handler)
+    box.offer_text()
+    offer = await box.make_offer([])
+    assert "m=audio" not in offer and "m=application" in offer
+    browser = RTCPeerConnection()
+    browser.on("datachannel", lambda channel: None)
+    await browser.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+    await browser.setLocalDescription(await browser.createAnswer())
+    assert await box.take_answer(browser.localDescription.sdp) is None
+    await until(lambda: handler.opened == 1, 10, "the text channel")
+    await box.close()
+    await browser.close()
