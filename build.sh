@@ -14,7 +14,9 @@ VENV=$ROOT/.venv
 PYTHON=${PYTHON:-python3}
 
 # Debian packages the test suite drives as real peers and tools.
-TEST_APT_PACKAGES=(systemd sip-tester chromium)
+TEST_APT_PACKAGES=(systemd sip-tester chromium iproute2 util-linux dnsmasq-base)
+# A kernel without 802.1Q runs the VLAN tests in a qemu VM on Debian's kernel (tests/net/vm.py).
+VLAN_VM_APT_PACKAGES=(qemu-system-x86)
 
 say() {
     if [ -t 2 ]; then printf '\033[1m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi
@@ -76,6 +78,28 @@ make_venv() {
     printf '%s' "$stamp_want" > "$VENV/.stamp"
 }
 
+# kernel_has_vlans: can a VLAN be made on a veth here? (in a throwaway namespace; needs root)
+kernel_has_vlans() {
+    local ns=appliance-vlan-probe-$$ status=1
+    ip netns add "$ns" 2>/dev/null || return 1
+    if ip -n "$ns" link add v0 type veth peer name v1 2>/dev/null \
+        && ip -n "$ns" link add link v0 name v0.2 type vlan id 2 2>/dev/null; then
+        status=0
+    fi
+    ip netns del "$ns"
+    return $status
+}
+
+# prepare_vlan_vm: on a root x86_64 machine whose kernel lacks 802.1Q, install qemu and fetch
+# Debian's kernel and busybox into .cache/vm for tests/net/test_vlan_vm.py.
+prepare_vlan_vm() {
+    [ "$(id -u)" -eq 0 ] && [ "$(uname -m)" = x86_64 ] || return 0
+    kernel_has_vlans && return 0
+    apt_install "${VLAN_VM_APT_PACKAGES[@]}"
+    say "this kernel has no 802.1Q: preparing the VM for the VLAN tests"
+    "$VENV/bin/python" -m tests.net.vm fetch || die "cannot prepare the VLAN test VM"
+}
+
 cmd_run() {
     make_venv ""
     local state
@@ -90,6 +114,7 @@ cmd_run() {
 cmd_test() {
     apt_install "${TEST_APT_PACKAGES[@]}"
     make_venv test
+    prepare_vlan_vm
     local status=0
     say "ruff"
     "$VENV/bin/ruff" check appliance tests bench || status=1

@@ -99,6 +99,10 @@ def parser() -> argparse.ArgumentParser:
         "hash-password", help="hash an operator password for [[operators]] password_hash"
     )
     hashpw.set_defaults(func=_hash_password)
+
+    from appliance.net.cli import add_commands as add_net_commands
+
+    add_net_commands(commands)
     return top
 
 

@@ -13,13 +13,14 @@ import os
 import resource
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from appliance import __version__
 from appliance.auth.operators import effective_operators
 from appliance.calls.manager import CallManager
 from appliance.config.schema import Config
+from appliance.net.monitor import NetworkMonitor
 from appliance.runtime.health import Health, HealthSnapshot, Status
 from appliance.runtime.loopmonitor import LoopMonitor, StallWatcher
 from appliance.runtime.metrics import Metrics
@@ -81,7 +82,9 @@ class Service:
         self.state_dir = resolve_state_dir(config.service.state_dir, self.environ)
         self.subsystems: list[Subsystem] = []
         self.web: WebServer | None = None
+        self.network: NetworkMonitor | None = None
         self.sip: SipService | None = None
+        self.calls: CallManager | None = None
         self._stop_requested: asyncio.Event | None = None
         self._stop_reason = ""
         self._changed: asyncio.Event | None = None
@@ -158,6 +161,15 @@ class Service:
             metrics=self.metrics,
         )
         log.info("web certificate %s (SHA-256 %s)", tls.certificate, fingerprint(tls.certificate))
+        # Link events are logged; once every subsystem serves, address and carrier changes
+        # also reach SIP and WebRTC (see _network_changed).
+        self.network = NetworkMonitor(
+            self.config.network,
+            self.health,
+            self.metrics,
+            helper_socket=Path(self.config.network.helper_socket),
+        )
+        self.network.subscribe(lambda event: log.info("network: %s", event.describe()))
         sip_config = self.config.sip
         sip_tls = tls
         if sip_config.tls_certificate:
@@ -192,7 +204,7 @@ class Service:
             self.config.web.allowed_origins,
         )
         self.web.add_websocket("/api/v1/ws", api.handle)
-        return [self.web, self.sip, self.calls]
+        return [self.network, self.web, self.sip, self.calls]
 
     def request_stop(self, reason: str) -> None:
         """Begin a graceful stop (idempotent)."""
@@ -242,6 +254,7 @@ class Service:
         stall_watcher = StallWatcher(self.monitor)
         stall_watcher.start()
         started: list[Subsystem] = []
+        unsubscribe: Callable[[], None] | None = None
         status = EXIT_OK
         try:
             ensure_state_dir(self.state_dir)
@@ -258,6 +271,8 @@ class Service:
                     status = EXIT_FAILURE
                     break
                 started.append(subsystem)
+            if status == EXIT_OK and self.network is not None:
+                unsubscribe = self.network.on_change(self._network_changed)
             if status == EXIT_OK and await self._wait_ready():
                 self.watchdog.ready()
                 log.info(
@@ -272,6 +287,8 @@ class Service:
         finally:
             reason = self._stop_reason or "startup failed"
             self.watchdog.stopping(f"Stopping ({reason})")
+            if unsubscribe is not None:
+                unsubscribe()
             await self._stop_all(started)
             for task in (watchdog_task, monitor_task):
                 task.cancel()
@@ -282,6 +299,14 @@ class Service:
             self.notifier.close()
         log.info("stopped (exit status %d)", status)
         return status
+
+    def _network_changed(self) -> None:
+        """Addresses or carrier changed: SIP registers again upstream with a fresh Contact,
+        and calls from now on offer browsers the box's current ICE host candidates."""
+        if self.sip is not None:
+            self.sip.network_changed()
+        if self.calls is not None:
+            self.calls.network_changed()
 
     async def _stop_all(self, started: list[Subsystem]) -> None:
         """Stop in reverse start order, all within ``shutdown_timeout``."""

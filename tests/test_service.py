@@ -35,7 +35,7 @@ def test_ready_then_graceful_stop(
     config = make_config()
     service = run_service(config, {"NOTIFY_SOCKET": notify_socket.path})
     ready = notify_socket.wait_for("READY", "1", timeout=15)
-    assert ready.fields["STATUS"] == "Serving: 4 components ok"
+    assert ready.fields["STATUS"] == "Serving: 5 components ok"
     service.wait_log("call-takers' page: https://127.0.0.1:")
     sent = time.monotonic()
     service.signal(signum)

@@ -633,7 +633,7 @@ class Call:
         out = audio.to_browser.rewrite(packet, time.monotonic())
         if out is not None:
             audio.from_phone += 1
-            self.webrtc.send_audio(out.payload, out.timestamp)
+            self.webrtc.send_audio(out.payload, out.timestamp, out.marker)
 
     def _from_browser(self, packet: AiortcPacket) -> None:
         audio = self.audio

@@ -42,7 +42,7 @@ from appliance.sip.events import (
     SipEvent,
 )
 from appliance.sip.service import SipService
-from appliance.webrtc.hooks import set_host_addresses
+from appliance.webrtc.host_addresses import HostAddresses
 from appliance.webrtc.leg import WebRtcLeg
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class CallManager(Subsystem):
         }
         self.by_sip_user = {i.sip_user: i for i in self.operators.values()}
         self.webrtc_config = webrtc
+        self.host_addresses = HostAddresses(webrtc, metrics)
         self.sip_accounts = {a.user: a for a in sip.config.accounts}
         self.page_ice_servers: list[Message] = [{"urls": url} for url in webrtc.stun_servers] + [
             {"urls": t.url, "username": t.username, "credential": t.credential}
@@ -134,10 +135,14 @@ class CallManager(Subsystem):
 
     async def start(self) -> None:
         """Apply the ICE address settings and watch the calls' timers."""
-        set_host_addresses(self.webrtc_config.ice_addresses, self.webrtc_config.ice_interfaces)
+        self.host_addresses.refresh()
         self.sip.subscribe(self._sip_event)
         self.spawn(self._watch(), "call timers")
         self.health.ok("no calls")
+
+    def network_changed(self) -> None:
+        """The box's addresses changed: calls set up from now on offer the current ones."""
+        self.host_addresses.refresh()
 
     async def _watch(self) -> None:
         while True:

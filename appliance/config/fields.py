@@ -187,6 +187,13 @@ def serial_path(value: str) -> str | None:
     return "a device path under /dev such as /dev/ttyUSB0"
 
 
+def absolute_path(value: str) -> str | None:
+    """An absolute path (which need not exist yet)."""
+    if Path(value).is_absolute():
+        return None
+    return "an absolute path"
+
+
 def readable_file(value: str) -> str | None:
     """An absolute path to a file this process can read."""
     path = Path(value)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from appliance.config.fields import (
+    absolute_path,
     each,
     hostname_or_address,
     ice_server_url,
@@ -397,10 +398,16 @@ class InterfaceConfig:
     """[[network.interfaces]]: desired state of one interface."""
 
     name: str = setting(doc="Interface name, such as eth0.", check=interface_name)
-    enabled: bool = setting(True, "Administrative state (link up).")
-    dhcp: bool = setting(False, "Get an IPv4 address by DHCP.")
+    enabled: bool = setting(
+        True,
+        "Administrative state (link up). A link that is down keeps its IPv4 addresses only.",
+    )
+    dhcp: bool = setting(
+        False, "Get an IPv4 address, default route and DNS servers by DHCP (RFC 2131)."
+    )
     addresses: list[str] = setting(
-        doc="Static addresses with prefix, such as 192.0.2.10/24.",
+        doc="Static addresses with prefix, such as 192.0.2.10/24. The first address of each "
+        "IPv4 subnet is the primary one (the source address the kernel prefers).",
         factory=list,
         check=each(ip_interface),
     )
@@ -416,12 +423,18 @@ class InterfaceConfig:
     def problems(self) -> list[tuple[str, str]]:
         """A VLAN needs its parent; MTU below 68 is invalid for IPv4 (RFC 791)."""
         out = []
+        if self.name == "lo":
+            out.append(("name", "expected an interface other than lo (loopback is never managed)"))
         if self.vlan_id and not self.parent:
             out.append(("parent", "expected a parent interface when vlan_id is set"))
         if self.parent and not self.vlan_id:
             out.append(("vlan_id", "expected a VLAN id when parent is set"))
+        if self.parent and self.parent == self.name:
+            out.append(("parent", "expected a parent other than the interface itself"))
         if 0 < self.mtu < 68:
             out.append(("mtu", f"expected 0 or at least 68, found {self.mtu}"))
+        if self.dhcp and not self.enabled:
+            out.append(("dhcp", "expected enabled = true when dhcp = true"))
         return out
 
 
@@ -431,7 +444,12 @@ class RouteConfig:
 
     destination: str = setting(doc='Network, or "default".', check=ip_network_or_default)
     gateway: str = setting(doc="Next-hop address.", check=ip_address)
-    metric: int = setting(0, "Route metric.", minimum=0, maximum=4294967295)
+    metric: int = setting(
+        0,
+        "Route metric (lower wins); an IPv6 route with 0 gets the kernel's 1024.",
+        minimum=0,
+        maximum=4294967295,
+    )
 
 
 @dataclass(frozen=True)
@@ -442,7 +460,15 @@ class NetworkConfig:
         False, "Apply this section to the box's interfaces. False: leave the network to the OS."
     )
     dns_servers: list[str] = setting(
-        doc="DNS servers written for the system resolver.", factory=list, check=each(ip_address)
+        doc="DNS servers written for the system resolver, before those learnt by DHCP.",
+        factory=list,
+        check=each(ip_address),
+    )
+    helper_socket: str = setting(
+        "/run/appliance-net/net.sock",
+        "AF_UNIX socket of the network helper (appliance-net.service): `appliance net` and "
+        "the service's link monitor reach it there.",
+        check=absolute_path,
     )
     interfaces: list[InterfaceConfig] = setting(doc="", factory=list)
     routes: list[RouteConfig] = setting(doc="", factory=list)
@@ -472,9 +498,27 @@ class NetworkConfig:
                     )
                 hosts.add(host)
         subnets = [ipaddress.ip_interface(a).network for i in self.interfaces for a in i.addresses]
+        enabled = [
+            ipaddress.ip_interface(a).network
+            for i in self.interfaces
+            if i.enabled
+            for a in i.addresses
+        ]
         has_dhcp = any(i.dhcp for i in self.interfaces)
+        seen: set[tuple[str, int]] = set()
         for index, route in enumerate(self.routes):
             gateway = ipaddress.ip_address(route.gateway)
+            if route.destination != "default":
+                family = ipaddress.ip_network(route.destination).version
+                if gateway.version != family:
+                    out.append(
+                        (
+                            f"routes.{index}.gateway",
+                            f"expected an IPv{family} gateway for {route.destination}, "
+                            f"found {gateway}",
+                        )
+                    )
+                    continue
             if not has_dhcp and not any(gateway in net for net in subnets):
                 out.append(
                     (
@@ -482,6 +526,28 @@ class NetworkConfig:
                         f"expected a gateway inside a configured subnet, found {gateway}",
                     )
                 )
+            elif not has_dhcp and not any(gateway in net for net in enabled):
+                out.append(
+                    (
+                        f"routes.{index}.gateway",
+                        f"expected a gateway inside the subnet of an enabled interface, "
+                        f"found {gateway} (the kernel drops routes through a link that is down)",
+                    )
+                )
+            if route.destination == "default":
+                destination = "0.0.0.0/0" if gateway.version == 4 else "::/0"
+            else:
+                destination = str(ipaddress.ip_network(route.destination))
+            metric = route.metric or (1024 if ":" in destination else 0)
+            if (destination, metric) in seen:
+                out.append(
+                    (
+                        f"routes.{index}.destination",
+                        f"expected each destination and metric once, found {route.destination} "
+                        f"metric {route.metric} again",
+                    )
+                )
+            seen.add((destination, metric))
         return out
 
 

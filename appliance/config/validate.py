@@ -242,10 +242,18 @@ class _Walker:
 
 
 def build_config(
-    data: dict[str, Any], *, file: str, source: str, cls: type[Any] | None = None
+    data: dict[str, Any],
+    *,
+    file: str,
+    source: str,
+    cls: type[Any] | None = None,
+    table: Path = (),
 ) -> tuple[Any, list[ConfigIssue]]:
-    """Validate parsed TOML ``data``; return the config object (or ``None``) and the issues."""
+    """Validate parsed TOML ``data``; return the config object (or ``None``) and the issues.
+
+    ``table`` is where ``data`` sits in ``source`` when it is one section (``("network",)``).
+    """
     walker = _Walker(file, Locator(source))
-    obj = walker.build(cls or Config, data, ())
+    obj = walker.build(cls or Config, data, table)
     issues = sorted(walker.issues, key=lambda i: i.line or 0)
     return (obj if not issues else None), issues

@@ -9,6 +9,7 @@ per login name; every check costs one scrypt, known name or not.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import hmac
@@ -150,6 +151,7 @@ class Auth:
         self.store = SessionStore(state_dir / "web" / "sessions.json", lifetime)
         self.limiter = LoginLimiter()
         self.metrics_token = metrics_token
+        self._checks = asyncio.Semaphore(2)
 
     def install(self, app: web.Application) -> None:
         """Add the login routes and the session check to the web application."""
@@ -209,7 +211,11 @@ class Auth:
             response.headers["Retry-After"] = str(wait)
             return response
         operator = self.operators.get(name)
-        ok = verify_password(password, operator.password_hash if operator else _dummy_hash())
+        # scrypt takes tens of milliseconds and 16 MiB: run it off the event loop (audio is
+        # relayed on the loop) and at most two at a time.
+        async with self._checks:
+            stored = operator.password_hash if operator else await asyncio.to_thread(_dummy_hash)
+            ok = await asyncio.to_thread(verify_password, password, stored)
         if operator is None or not ok:
             self.limiter.failed(keys, now)
             log.warning("failed login for %r from %s", name, request.remote)

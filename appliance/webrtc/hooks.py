@@ -11,6 +11,9 @@ alone; both are needed for a relay. The hooks, each one assignment, are:
   so host candidates are the configured ICE addresses or interfaces, loopback included
   when it is configured (aioice drops 127.0.0.1 by itself).
 
+The audio fast path (:mod:`appliance.webrtc.fastpath`) hooks further, on one peer
+connection's objects; its docstring lists the private attributes it relies on.
+
 ``tests/webrtc/test_hooks.py`` fails if an aiortc or aioice upgrade breaks either.
 """
 
@@ -45,12 +48,16 @@ def check_versions() -> list[str]:
     return problems
 
 
-def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink) -> None:
-    """Deliver this receiver's RTP packets to ``sink`` instead of its decoder."""
+def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink) -> PacketSink:
+    """Deliver this receiver's RTP packets to ``sink`` instead of its decoder.
+
+    Returns the synchronous delivery function (statistics, then ``sink``) that the fast
+    path (:class:`appliance.webrtc.fastpath.FastReceiver`) calls directly.
+    """
     streams: dict[int, Any] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
     codecs: dict[int, Any] = receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
 
-    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+    def deliver(packet: RtpPacket) -> None:
         if not receiver._enabled:
             return
         codec = codecs.get(packet.payload_type)
@@ -62,7 +69,11 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink) -> None:
         stats.add(packet)
         sink(packet)
 
+    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+        deliver(packet)
+
     receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+    return deliver
 
 
 def interface_addresses(interfaces: Iterable[str] = (), *, loopback: bool = False) -> list[str]:

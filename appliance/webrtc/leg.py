@@ -2,10 +2,14 @@
 the call has real-time text, a T.140 data channel (RFC 8865).
 
 Audio is never decoded or encoded here. Received RTP leaves through the tap of
-:mod:`appliance.webrtc.hooks`; audio to send enters :class:`PassthroughTrack` as
-encoded payloads with their RTP timestamps, which aiortc's encoders pass through
-unchanged (``Encoder.pack``). Offers and answers are restricted to the one codec the
-other leg negotiated, so no transcoding is ever needed (RFC 3264 §6.1, RFC 8829).
+:mod:`appliance.webrtc.hooks`, straight from the datagram callback once DTLS is up
+(:class:`~appliance.webrtc.fastpath.FastReceiver`); audio to send is packetized,
+protected and written to the ICE socket at once by
+:class:`~appliance.webrtc.fastpath.FastSender`. :class:`PassthroughTrack` is the
+equivalent through aiortc's own sender (encoded payloads that ``Encoder.pack`` passes
+through unchanged), for peers that stand in for a browser. Offers and answers are
+restricted to the one codec the other leg negotiated, so no transcoding is ever needed
+(RFC 3264 §6.1, RFC 8829).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import candidate_from_sdp
 
 from appliance.media.codecs import RELAYABLE, Codec
+from appliance.webrtc.fastpath import FastReceiver, FastSender, IdleTrack
 from appliance.webrtc.hooks import tap_receiver
 
 log = logging.getLogger(__name__)
@@ -97,8 +102,10 @@ class WebRtcLeg:
     ) -> None:
         self.name = name
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers or None))
-        self.track = PassthroughTrack()
+        self.track = IdleTrack()
         self.audio: RTCRtpTransceiver | None = None
+        self.fast_sender: FastSender | None = None
+        self.fast_receiver: FastReceiver | None = None
         self.negotiated: Negotiated | None = None
         self._on_audio = on_audio
         self._on_state = on_state
@@ -110,6 +117,8 @@ class WebRtcLeg:
     def _state_changed(self) -> None:
         state = self.pc.connectionState
         log.debug("%s: connection %s", self.name, state)
+        if state == "connected" and self.fast_receiver is not None:
+            self.fast_receiver.install()
         self._on_state(state)
 
     @property
@@ -127,7 +136,9 @@ class WebRtcLeg:
             )
         )
         transceiver.sender.replaceTrack(self.track)
-        tap_receiver(transceiver.receiver, self._received)
+        deliver = tap_receiver(transceiver.receiver, self._received)
+        self.fast_receiver = FastReceiver(transceiver.receiver, deliver)
+        self.fast_sender = FastSender(transceiver.sender)
         self.audio = transceiver
 
     def _received(self, packet: RtpPacket) -> None:
@@ -239,10 +250,16 @@ class WebRtcLeg:
         if self._text is not None and channel is self.text_channel:
             self._text.channel_closed()
 
-    def send_audio(self, payload: bytes, timestamp: int) -> None:
-        """Send one encoded payload to the browser."""
-        if self.negotiated is not None:
-            self.track.push(payload, timestamp, self.negotiated.codec.clock_rate)
+    def send_audio(self, payload: bytes, timestamp: int, marker: bool = False) -> bool:
+        """Send one encoded payload to the browser (``timestamp`` in RTP clock units).
+
+        False when it could not be sent: nothing negotiated yet, DTLS not connected or
+        no ICE pair (consent lost).
+        """
+        negotiated = self.negotiated
+        if negotiated is None or self.fast_sender is None:
+            return False
+        return self.fast_sender.send(payload, timestamp, negotiated.payload_type, marker)
 
     async def add_candidate(
         self, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None

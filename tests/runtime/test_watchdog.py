@@ -153,7 +153,7 @@ async def test_ready_status_and_ping_rate(
 ) -> None:
     sut: ServiceUnderTest = await start_in_process()  # type: ignore[misc]
     ready = notify_socket.wait_for("READY", "1")
-    assert ready.fields["STATUS"] == "Serving: 4 components ok"
+    assert ready.fields["STATUS"] == "Serving: 5 components ok"
     start = time.monotonic()
     await asyncio.sleep(2.0)
     pings = notify_socket.pings(since=start)

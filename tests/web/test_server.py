@@ -55,7 +55,7 @@ def test_healthz(service: tuple[str, Path, ServiceProcess]) -> None:
     doc = json.loads(body)
     assert doc["status"] == "ok"
     assert doc["problems"] == []
-    assert set(doc["components"]) == {"event-loop", "web", "sip", "calls"}
+    assert set(doc["components"]) == {"event-loop", "network", "web", "sip", "calls"}
     assert doc["components"]["web"]["status"] == "ok"
     assert "127.0.0.1 port" in doc["components"]["web"]["detail"]
 

@@ -4,11 +4,18 @@ fails here, not in a call)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 
 import aioice.ice
-from aiortc import RTCPeerConnection
+import pytest
+from aioice.ice import Connection, StunProtocol
+from aiortc import RTCPeerConnection, clock
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter, State
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import HeaderExtensionsMap
 
-from appliance.webrtc import hooks
+from appliance.webrtc import fastpath, hooks
 
 
 def test_versions_are_the_verified_ones() -> None:
@@ -37,4 +44,108 @@ async def test_the_receiver_internals_the_tap_uses_exist() -> None:
     assert isinstance(receiver._RTCRtpReceiver__remote_streams, dict)  # type: ignore[attr-defined]
     assert isinstance(receiver._RTCRtpReceiver__codecs, dict)  # type: ignore[attr-defined]
     assert asyncio.iscoroutinefunction(receiver._handle_rtp_packet)
+    await pc.close()
+
+
+# ----- the audio fast path (appliance.webrtc.fastpath) -----------------------------------------
+
+
+def test_aioice_hands_non_stun_datagrams_to_connection_data_received() -> None:
+    """FastReceiver replaces ``Connection.data_received`` on the instance; StunProtocol must
+    still call it through the attribute with ``(data, component)``."""
+    source = inspect.getsource(StunProtocol.datagram_received)
+    assert "self.receiver.data_received(data, self.local_candidate.component)" in source
+    assert list(inspect.signature(Connection.data_received).parameters) == [
+        "self", "data", "component",
+    ]  # fmt: skip
+    assert list(inspect.signature(StunProtocol.datagram_received).parameters) == [
+        "self", "data", "addr",
+    ]  # fmt: skip
+    assert "self.local_candidate.component" in source
+    assert "self._nominated.get(component)" in inspect.getsource(Connection.sendto)
+    assert "active_pair.protocol.send_data(data, active_pair.remote_addr)" in inspect.getsource(
+        Connection.sendto
+    )
+    # A plain UDP pair's send_data is the socket's sendto, which FastSender calls directly.
+    assert "self.transport.sendto(data, addr)" in inspect.getsource(StunProtocol.send_data)
+
+
+def test_dtls_transport_demultiplexes_and_protects_as_the_fast_path_mirrors() -> None:
+    """RFC 7983 first-byte ranges and SRTP handling in ``_recv_next`` / ``_send_rtp``."""
+    receive = inspect.getsource(RTCDtlsTransport._recv_next)
+    assert "first_byte > 127 and first_byte < 192 and self._rx_srtp" in receive
+    assert "self._rx_srtp.unprotect(data)" in receive
+    assert "self.__rx_bytes += len(data)" in receive
+    handle = inspect.getsource(RTCDtlsTransport._handle_rtp_data)
+    assert "RtpPacket.parse(data, self._rtp_header_extensions_map)" in handle
+    assert "self._rtp_router.route_rtp(packet)" in handle
+    send = inspect.getsource(RTCDtlsTransport._send_rtp)
+    assert "self._tx_srtp.protect(data)" in send and "self.__tx_packets += 1" in send
+    assert State.CONNECTED.name == "CONNECTED"
+
+
+def test_sender_reports_come_from_the_counters_the_fast_path_keeps() -> None:
+    run_rtp = inspect.getsource(RTCRtpSender._run_rtp)
+    for line in (
+        "packet.extensions.mid = self.__mid",
+        "self.__ntp_timestamp = clock.current_ntp_time()",
+        "self.__rtp_timestamp = packet.timestamp",
+        "self.__octet_count += len(payload)",
+        "self.__packet_count += 1",
+        "packet.serialize(self.__rtp_header_extensions_map)",
+        "packet.ssrc = self._ssrc",
+    ):
+        assert line in run_rtp, line
+    run_rtcp = inspect.getsource(RTCRtpSender._run_rtcp)
+    for line in (
+        "ntp_timestamp=self.__ntp_timestamp",
+        "rtp_timestamp=self.__rtp_timestamp",
+        "packet_count=self.__packet_count",
+        "octet_count=self.__octet_count",
+    ):
+        assert line in run_rtcp, line
+    assert "if not self._enabled" in inspect.getsource(RTCRtpSender._next_encoded_frame)
+    assert fastpath.ntp_now() >> 32 == clock.current_ntp_time() >> 32 or (
+        fastpath.ntp_now() >> 32 == (clock.current_ntp_time() >> 32) + 1
+    )
+
+
+async def test_the_private_attributes_of_the_fast_path_exist_with_their_shapes() -> None:
+    pc = RTCPeerConnection()
+    transceiver = pc.addTransceiver("audio")
+    sender, receiver = transceiver.sender, transceiver.receiver
+    dtls = receiver.transport
+    assert sender.transport is dtls
+    assert isinstance(dtls, RTCDtlsTransport)
+    assert isinstance(dtls._state, State)
+    sessions: list[object] = [dtls._rx_srtp, dtls._tx_srtp]
+    assert sessions == [None, None]  # pylibsrtp Sessions once DTLS is connected
+    assert isinstance(dtls._rtp_router, RtpRouter)
+    assert callable(dtls._rtp_router.route_rtp)
+    assert isinstance(dtls._rtp_header_extensions_map, HeaderExtensionsMap)
+    for name in ("rx_bytes", "rx_packets", "tx_bytes", "tx_packets"):
+        assert getattr(dtls, f"_RTCDtlsTransport__{name}") == 0
+    assert asyncio.iscoroutinefunction(dtls._send_rtp)
+    connection = dtls.transport._connection
+    assert isinstance(connection, Connection)
+    assert connection._nominated == {}
+    assert connection._protocols == []  # StunProtocol per local socket once gathered
+    assert callable(connection.data_received)
+    assert isinstance(sender._ssrc, int) and sender._enabled is True
+    assert sender._RTCRtpSender__started is False  # type: ignore[attr-defined]
+    assert sender._RTCRtpSender__mid is None  # type: ignore[attr-defined]
+    assert isinstance(
+        sender._RTCRtpSender__rtp_header_extensions_map,  # type: ignore[attr-defined]
+        HeaderExtensionsMap,
+    )
+    for name in ("ntp_timestamp", "rtp_timestamp", "octet_count", "packet_count"):
+        assert getattr(sender, f"_RTCRtpSender__{name}") == 0
+    assert isinstance(receiver._enabled, bool)
+    # The track aiortc's sender waits on while the fast path sends ends with the sender.
+    track = fastpath.IdleTrack()
+    waiting = asyncio.ensure_future(track.recv())
+    await asyncio.sleep(0)
+    track.stop()
+    with pytest.raises(MediaStreamError):
+        await waiting
     await pc.close()

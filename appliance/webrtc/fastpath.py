@@ -1,0 +1,259 @@
+"""The browser leg's audio fast path: SRTP in and out without aiortc's per-packet tasks.
+
+aiortc moves every received packet through two asyncio queues (aioice's ``Connection``
+and the DTLS transport's task) and every sent packet through a track queue, the sender's
+task, ``av.Packet`` and the encoder. For relayed audio none of that does anything: this
+module does the same work synchronously, with aiortc's own SRTP sessions, parser, router
+and sockets. It hooks, on one peer connection's objects only (aiortc 1.16.0, aioice
+0.13.0, checked by ``tests/webrtc/test_hooks.py``):
+
+* **receive**: ``aioice.ice.Connection.data_received`` (instance attribute), and
+  ``StunProtocol.datagram_received`` of its UDP sockets (``Connection._protocols``),
+  which passes datagrams starting with 128 to 191 there without trying STUN first. SRTP
+  packets (first byte 128 to 191, RFC 7983 §7; not RTCP, RFC 5761 §4) are unprotected with
+  ``RTCDtlsTransport._rx_srtp`` once ``RTCDtlsTransport._state`` is ``CONNECTED``,
+  parsed with ``_rtp_header_extensions_map``, routed with ``_rtp_router.route_rtp`` and
+  handed to the receiver tap (:func:`appliance.webrtc.hooks.tap_receiver`), which keeps
+  the receiver's statistics (its RTCP receiver reports) fed. STUN, DTLS, SCTP, SRTCP and
+  everything before DTLS is up take aiortc's normal path, unchanged.
+* **send**: packets are built here with the sender's SSRC (``RTCRtpSender._ssrc``),
+  payload type, ``sdes:mid`` extension (``_RTCRtpSender__mid`` through the sender's
+  ``_RTCRtpSender__rtp_header_extensions_map``, as aiortc's own sender writes it) and
+  their own sequence/timestamp continuity (RFC 3550 §5.1), protected with
+  ``RTCDtlsTransport._tx_srtp`` and written to the socket of the nominated ICE pair
+  (``Connection._nominated``) at once. When that pair is not a plain UDP socket (a TURN
+  relay) the packet takes aiortc's ``RTCDtlsTransport._send_rtp`` instead. The sender's
+  RTCP sender-report counters (``_RTCRtpSender__packet_count``, ``__octet_count``,
+  ``__rtp_timestamp``, ``__ntp_timestamp``) are kept as aiortc's sender keeps them, so
+  its sender reports stay true (RFC 3550 §6.4.1). aiortc's own RTP task stays idle: its
+  track (:class:`IdleTrack`) never yields a frame.
+
+ICE connectivity checks and consent freshness (RFC 7675) stay with aioice: they are STUN
+and never reach the fast path. Before DTLS is connected, or after consent is lost, there is
+no way to the browser; payloads to send are then dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pylibsrtp
+from aioice.ice import Connection, StunProtocol
+from aiortc import MediaStreamTrack, clock
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import RtpPacket, is_rtcp
+
+log = logging.getLogger(__name__)
+
+_pending: set[asyncio.Future[None]] = set()  # the rare packets left to aiortc's tasks
+
+
+def _keep(task: asyncio.Future[None]) -> None:
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
+NTP_UNIX_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01 (RFC 5905 §6)
+_HEAD = struct.Struct("!BBHL")
+_COMPONENT_RTP = 1
+
+
+def ntp_now() -> int:
+    """The wall clock as a 64-bit NTP timestamp (RFC 3550 §4)."""
+    now = time.time() + NTP_UNIX_OFFSET
+    seconds = int(now)
+    return (seconds << 32) | int((now - seconds) * 4294967296.0)
+
+
+class IdleTrack(MediaStreamTrack):
+    """The track aiortc's sender waits on while :class:`FastSender` sends: it never yields."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._never: asyncio.Future[None] | None = None
+
+    async def recv(self) -> Any:
+        """Wait until the track stops (aiortc cancels the wait when the sender stops)."""
+        self._never = asyncio.get_running_loop().create_future()
+        await self._never
+        raise MediaStreamError
+
+    def stop(self) -> None:
+        """End the wait."""
+        super().stop()
+        if self._never is not None and not self._never.done():
+            self._never.set_result(None)
+
+
+class FastReceiver:
+    """Delivers one receiver's SRTP packets from the datagram callback."""
+
+    def __init__(self, receiver: RTCRtpReceiver, deliver: Callable[[RtpPacket], None]) -> None:
+        self.receiver = receiver
+        self.deliver = deliver
+        self.hooked: Connection | None = None
+        self.fast = 0
+        self.undecryptable = 0
+        self.unparsable = 0
+
+    def install(self) -> bool:
+        """Hook the receiver's ICE connection (idempotent); False when there is none yet."""
+        dtls: RTCDtlsTransport | None = self.receiver.transport
+        if dtls is None:
+            return False
+        connection: Connection = dtls.transport._connection
+        if connection is self.hooked:
+            return True
+        original: Callable[[bytes, int], None] = connection.data_received
+        receiver = self.receiver
+
+        def data_received(data: bytes, component: int) -> None:
+            rx = dtls._rx_srtp
+            if (
+                rx is None
+                or len(data) < 12
+                or component != _COMPONENT_RTP
+                or not 127 < data[0] < 192
+                or is_rtcp(data)
+                or dtls._state is not State.CONNECTED
+            ):
+                original(data, component)
+                return
+            dtls._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
+            dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
+            try:
+                plain = rx.unprotect(data)
+            except pylibsrtp.Error:
+                self.undecryptable += 1
+                return
+            try:
+                packet = RtpPacket.parse(plain, dtls._rtp_header_extensions_map)
+            except ValueError:
+                self.unparsable += 1
+                return
+            target = dtls._rtp_router.route_rtp(packet)
+            if target is receiver:
+                self.fast += 1
+                try:
+                    self.deliver(packet)
+                except Exception:
+                    log.exception("relaying a browser packet failed")
+            elif target is not None:
+                _keep(asyncio.ensure_future(target._handle_rtp_packet(packet, clock.current_ms())))
+
+        connection.data_received = data_received  # type: ignore[method-assign]
+        for protocol in connection._protocols:
+            if type(protocol) is StunProtocol:
+                _demultiplex_first(protocol, data_received)
+        self.hooked = connection
+        return True
+
+
+def _demultiplex_first(protocol: StunProtocol, data_received: Callable[[bytes, int], None]) -> None:
+    """Give SRTP/SRTCP datagrams of a UDP candidate socket straight to ``data_received``.
+
+    RFC 7983 §7 tells them by their first byte (128 to 191), which STUN never has (its
+    first two bits are zero, RFC 8489 §5): aioice's attempt to parse them as STUN is
+    skipped. Everything else goes to aioice as before.
+    """
+    original = protocol.datagram_received
+    component = protocol.local_candidate.component
+
+    def datagram_received(data: bytes | str, addr: tuple[Any, ...]) -> None:
+        if isinstance(data, bytes) and data and 127 < data[0] < 192:
+            data_received(data, component)
+        else:
+            original(data, addr)
+
+    protocol.datagram_received = datagram_received  # type: ignore[method-assign]
+
+
+class FastSender:
+    """Sends one sender's RTP packets synchronously (RFC 3550 §5.1, RFC 3711 §3.3)."""
+
+    def __init__(self, sender: RTCRtpSender) -> None:
+        self.sender = sender
+        self.sequence = secrets.randbelow(32768)  # low start, as aiortc and Chrome do
+        self.timestamp_origin = secrets.randbits(32)
+        self.payload_type = -1
+        self.sent = 0
+        self.dropped = 0
+        self.relayed_via_aiortc = 0
+        self._first = 0
+        self._tail = b""
+
+    def _template(self, payload_type: int) -> None:
+        """The fixed header parts as aiortc's sender writes them: SSRC and extensions."""
+        sender = self.sender
+        template = RtpPacket(payload_type=payload_type, ssrc=sender._ssrc)
+        template.extensions.mid = sender._RTCRtpSender__mid  # type: ignore[attr-defined]
+        data = template.serialize(
+            sender._RTCRtpSender__rtp_header_extensions_map  # type: ignore[attr-defined]
+        )
+        self._first = data[0]
+        self._tail = data[8:]
+        self.payload_type = payload_type
+
+    def send(self, payload: bytes, timestamp: int, payload_type: int, marker: bool) -> bool:
+        """Send one payload (``timestamp`` in RTP clock units); False when it was dropped."""
+        sender = self.sender
+        dtls = sender.transport
+        tx = dtls._tx_srtp
+        if (
+            tx is None
+            or dtls._state is not State.CONNECTED
+            or not sender._enabled
+            or not sender._RTCRtpSender__started  # type: ignore[attr-defined]
+        ):
+            self.dropped += 1
+            return False
+        if payload_type != self.payload_type:
+            self._template(payload_type)
+        rtp_timestamp = (self.timestamp_origin + timestamp) & 0xFFFFFFFF
+        plain = (
+            _HEAD.pack(
+                self._first,
+                (marker << 7) | payload_type,
+                self.sequence,
+                rtp_timestamp,
+            )
+            + self._tail
+            + payload
+        )
+        pair = dtls.transport._connection._nominated.get(_COMPONENT_RTP)
+        if pair is None:
+            self.dropped += 1
+            return False
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        protocol = pair.protocol
+        if type(protocol) is StunProtocol:
+            data = tx.protect(plain)
+            protocol.transport.sendto(data, pair.remote_addr)
+            dtls._RTCDtlsTransport__tx_bytes += len(data)  # type: ignore[attr-defined]
+            dtls._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
+        else:
+            self.relayed_via_aiortc += 1
+            _keep(asyncio.ensure_future(_send_via_aiortc(dtls, plain)))
+        sender._RTCRtpSender__ntp_timestamp = ntp_now()  # type: ignore[attr-defined]
+        sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]
+        sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
+        self.sent += 1
+        return True
+
+
+async def _send_via_aiortc(dtls: RTCDtlsTransport, plain: bytes) -> None:
+    with contextlib.suppress(ConnectionError):
+        await dtls._send_rtp(plain)
