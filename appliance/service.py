@@ -196,6 +196,7 @@ class Service:
             self.config.webrtc,
             health=self.health,
             metrics=self.metrics,
+            state_dir=self.state_dir,
         )
         api = Api(
             self.calls,

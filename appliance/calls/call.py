@@ -28,6 +28,7 @@ from appliance.calls.phone_sdp import (
     phone_offer,
     read_audio,
 )
+from appliance.calls.text import CallText, TextConfig
 from appliance.media.codecs import Codec
 from appliance.media.dtmf import DtmfReceiver, DtmfSender
 from appliance.media.endpoint import PortAllocator, RtpEndpoint
@@ -97,6 +98,7 @@ class MediaSettings:
     ice_timeout: float
     ports: PortAllocator
     leg_factory: Callable[[Callable[[AiortcPacket], None], Callable[[str], None]], WebRtcLeg]
+    text: TextConfig | None = None  # real-time text (RFC 4103 ⇄ RFC 8865); None: audio only
 
 
 @dataclass
@@ -159,6 +161,7 @@ class Call:
         self.audio: AudioPath | None = None
         self.endpoint: RtpEndpoint | None = None
         self.webrtc: WebRtcLeg | None = None
+        self.text: CallText | None = None
         self._session_id = secrets.randbelow(2**31)
         self._version = 0
         self._our_crypto: CryptoAttribute | None = None
@@ -177,12 +180,19 @@ class Call:
             "state": self.state.value,
             "direction": self.direction,
             "peer": self.peer,
-            "media": ["audio"],
+            "media": self._media(),
             "held": self.held_here,
             "held_by_peer": self.held_there,
             "answered_at": self.answered_at,
             "cause": self.cause or None,
         }
+
+    def _media(self) -> list[str]:
+        """The call's media: what is offered while it is set up, then what flows."""
+        audio = self.local_audio is not None or self.phone_audio is not None
+        setting_up = self.state in (State.CALLING, State.RINGING, State.CONNECTING)
+        text = self.text is not None and (self.text.active or setting_up)
+        return ["audio"] * audio + ["text"] * text or ["audio"]
 
     def notify(self) -> None:
         """Tell the page the call's state."""
@@ -199,6 +209,9 @@ class Call:
         self.webrtc = self.settings.leg_factory(self._from_browser, self._ice_state)
         offered = await self.webrtc.take_offer(browser_offer)
         codecs = [c for c in self.settings.codecs if c in offered]
+        if not codecs and self.settings.text is not None and self.webrtc.has_data_channels:
+            await self._start_text_only(target, display_name)
+            return
         if not codecs:
             raise CallError("no-common-codec", "the browser offered no codec the box relays")
         await self._open_endpoint()
@@ -213,18 +226,58 @@ class Call:
             telephone_event=event_pt, direction="sendrecv", crypto=crypto,
             secure_profile=self.settings.srtp == "require",
         )  # fmt: skip
-        self.local_sdp = phone_offer(self.local_audio, self._session_id, self._next_version())
+        text = None
+        if self.settings.text is not None and self.webrtc.has_data_channels:
+            self.text = CallText(self.settings.text, self.id, self._text_header())
+            await self.text.open(self.webrtc, self.local_address, self.settings.ports)
+            text = self.text.offer_media(self.local_address)
+        self.local_sdp = phone_offer(
+            self.local_audio, self._session_id, self._next_version(), text=text
+        )
         self.leg = self.sip.invite(
             target, from_user=self.sip_user, sdp=self.local_sdp.encode(),
             display_name=display_name or None,
         )  # fmt: skip
         self.notify()
 
+    async def _start_text_only(self, target: str, display_name: str) -> None:
+        """The page offered text and no audio: a text-only call (real in emergency services)."""
+        assert self.webrtc is not None
+        assert self.settings.text is not None
+        self.text = CallText(self.settings.text, self.id, self._text_header())
+        await self.text.open(self.webrtc, self.local_address, self.settings.ports)
+        text = self.text.offer_media(self.local_address)
+        self.local_sdp = phone_offer(
+            None, self._session_id, self._next_version(), text=text, address=self.local_address
+        )
+        self.leg = self.sip.invite(
+            target, from_user=self.sip_user, sdp=self.local_sdp.encode(),
+            display_name=display_name or None,
+        )  # fmt: skip
+        self.notify()
+
+    async def _text_only_answered(self, sdp: bytes | None) -> None:
+        assert self.text is not None and self.webrtc is not None
+        try:
+            answer = SessionDescription.parse(sdp or b"")
+        except SdpError as exc:
+            self.hangup(f"the phone's media could not be used ({exc})")
+            return
+        if not self.text.answered_by_phone(answer):
+            self.hangup("the phone accepted no real-time text")
+            return
+        page_answer = await self.webrtc.make_answer(None)
+        if self.page is not None:
+            self.page.send({"type": "sdp", "call": self.id, "kind": "answer", "sdp": page_answer})
+        self._activated()
+
     async def phone_answered(self, sdp: bytes | None) -> None:
         """The phone's 200 answer: choose the codec, answer the page, start the relay."""
         if self.state is State.ENDED:
             return
-        assert self.local_audio is not None
+        if self.local_audio is None:
+            await self._text_only_answered(sdp)
+            return
         try:
             answer = SessionDescription.parse(sdp or b"")
             audio = read_audio(answer, [c for c, _ in self.local_audio.codecs])
@@ -238,6 +291,8 @@ class Call:
             self.hangup(no_audio_cause(answer, self.settings.srtp))
             return
         self.phone_audio = audio
+        if self.text is not None:
+            self.text.answered_by_phone(answer)
         codec, phone_pt = audio.codecs[0]
         assert self.webrtc is not None
         try:
@@ -265,6 +320,11 @@ class Call:
         except SdpError as exc:
             log.info("call %s: unusable offer: %s", self.id, exc)
             return 488
+        if audio is None and self.settings.text is not None:
+            text = CallText(self.settings.text, self.id, self._text_header())
+            if text.offered_by_phone(offer):  # a text-only call
+                self.phone_offer, self.text = offer, text
+                return None
         if audio is None:
             return 488
         secure = audio.secure_profile or bool(audio.crypto)
@@ -274,18 +334,25 @@ class Call:
             return 488
         del secure
         self.phone_offer, self.phone_audio = offer, audio
+        if self.settings.text is not None:
+            text = CallText(self.settings.text, self.id, self._text_header())
+            self.text = text if text.offered_by_phone(offer) else None
         return None
 
     async def accept(self, page: Page) -> None:
         """The call-taker answered: offer the page the phone's codecs."""
         if self.state is not State.RINGING or self.direction != "in":
             raise CallError("bad-state", f"the call is {self.state.value}")
-        assert self.phone_audio is not None
+        assert self.phone_audio is not None or self.text is not None
         self.page = page
         self.state = State.CONNECTING
         self.webrtc = self.settings.leg_factory(self._from_browser, self._ice_state)
-        await self._open_endpoint()
-        codecs = [c for c, _ in self.phone_audio.codecs]
+        if self.phone_audio is not None:
+            await self._open_endpoint()
+        if self.text is not None:
+            await self.text.open(self.webrtc, self.local_address, self.settings.ports)
+            self.webrtc.offer_text()
+        codecs = [c for c, _ in self.phone_audio.codecs] if self.phone_audio else []
         offer = await self.webrtc.make_offer(codecs)
         self._connect_deadline = time.monotonic() + self.settings.ice_timeout
         page.send({"type": "sdp", "call": self.id, "kind": "offer", "sdp": offer})
@@ -301,7 +368,11 @@ class Call:
             self.hangup(f"the browser's answer could not be used ({exc})", status=488)
             raise CallError("bad-sdp", str(exc)) from None
         audio, offer = self.phone_audio, self.phone_offer
+        if audio is None and self.text is not None and offer is not None:
+            self._text_only_page_answered(offer, sdp)
+            return
         assert audio is not None and offer is not None and self.endpoint is not None
+        assert negotiated is not None
         phone_pt = next(pt for c, pt in audio.codecs if c == negotiated.codec)
         crypto = self._use_phone_crypto(audio, answering=True)
         self.local_audio = LocalAudio(
@@ -310,10 +381,27 @@ class Call:
             direction=answer_direction(audio.direction), crypto=crypto,
             secure_profile=audio.secure_profile, rtcp_mux=audio.rtcp_mux, ptime=audio.ptime,
         )  # fmt: skip
+        text = None
+        if self.text is not None:
+            took = CallText.browser_took_text(sdp)
+            text = self.text.answer_media(self.local_address, took)
         self.local_sdp = phone_answer(
-            offer, audio, self.local_audio, self._session_id, self._next_version()
+            offer, audio, self.local_audio, self._session_id, self._next_version(), text=text
         )
         self._start_audio(negotiated.codec, phone_pt, negotiated.payload_type, audio)
+        self.sip.answer(self.leg, self.local_sdp.encode())
+        self._activated()
+
+    def _text_only_page_answered(self, offer: SessionDescription, sdp: str) -> None:
+        assert self.text is not None
+        text = self.text.answer_media(self.local_address, CallText.browser_took_text(sdp))
+        if text is None:
+            self.hangup("the page could not take the call's real-time text", status=488)
+            return
+        self.local_sdp = phone_answer(
+            offer, None, None, self._session_id, self._next_version(), text=text,
+            address=self.local_address,
+        )  # fmt: skip
         self.sip.answer(self.leg, self.local_sdp.encode())
         self._activated()
 
@@ -340,7 +428,10 @@ class Call:
             secure_profile=audio.secure_profile, rtcp_mux=audio.rtcp_mux, ptime=audio.ptime,
         )  # fmt: skip
         previous = self.phone_offer or self.local_sdp
-        sdp = phone_offer(self.local_audio, self._session_id, self._next_version(), previous)
+        text = self.text.reoffer_media() if self.text is not None else None
+        sdp = phone_offer(
+            self.local_audio, self._session_id, self._next_version(), previous, text=text
+        )
         if not self.sip.reoffer(self.leg, sdp.encode()):
             raise CallError("busy", "another offer is in progress; try again")
         self.local_sdp = sdp
@@ -361,6 +452,9 @@ class Call:
 
     def reoffer_received(self, sdp: bytes) -> None:
         """A re-INVITE or UPDATE from the phone: hold, resume, a new address (RFC 3264 §8)."""
+        if self.local_audio is None and self.text is not None:
+            self._text_only_reoffer(sdp)
+            return
         audio: PhoneAudio | None = None
         if self.local_audio is not None and self.audio is not None:
             try:
@@ -381,8 +475,9 @@ class Call:
             secure_profile=audio.secure_profile, rtcp_mux=audio.rtcp_mux, ptime=audio.ptime,
         )  # fmt: skip
         self.phone_offer = offer
+        text = self.text.reoffered_by_phone(offer) if self.text is not None else None
         self.local_sdp = phone_answer(
-            offer, audio, self.local_audio, self._session_id, self._next_version()
+            offer, audio, self.local_audio, self._session_id, self._next_version(), text=text
         )
         self.sip.answer_offer(self.leg, self.local_sdp.encode())
         self.audio.phone_pt = phone_pt
@@ -390,6 +485,26 @@ class Call:
         self.audio.events_in_pt = audio.telephone_event
         self.audio.to_phone.set_payload_map({self.audio.browser_pt: phone_pt})
         self._follow_phone(audio)
+
+    def _text_only_reoffer(self, sdp: bytes) -> None:
+        """A re-INVITE in a text-only call: follow the text stream, or refuse (§14.1)."""
+        assert self.text is not None
+        try:
+            offer = SessionDescription.parse(sdp)
+        except SdpError:
+            self.sip.reject_offer(self.leg)
+            return
+        text = self.text.reoffered_by_phone(offer)
+        if text is None:
+            self.sip.reject_offer(self.leg)
+            self.hangup("the phone dropped the call's real-time text")
+            return
+        self.phone_offer = offer
+        self.local_sdp = phone_answer(
+            offer, None, None, self._session_id, self._next_version(), text=text,
+            address=self.local_address,
+        )  # fmt: skip
+        self.sip.answer_offer(self.leg, self.local_sdp.encode())
 
     def _follow_phone(self, audio: PhoneAudio) -> None:
         held = audio.on_hold
@@ -571,7 +686,7 @@ class Call:
         if not timeout or endpoint is None or self.state is not State.ACTIVE:
             return
         if not self.held_there and not self.held_here:
-            if endpoint.silent_for() > timeout:
+            if endpoint.silent_for() > timeout and not self._text_heard_within(timeout):
                 self.hangup(f"no audio from the phone for {int(timeout)} s")
             return
         # On hold no audio flows, but a phone that sends RTCP keeps reporting
@@ -579,6 +694,13 @@ class Call:
         quiet = endpoint.rtcp_silent_for()
         if quiet is not None and quiet > timeout:
             self.hangup(f"the phone stopped responding on hold ({int(timeout)} s without RTCP)")
+
+    def _text_heard_within(self, timeout: float) -> bool:
+        """A phone whose text stream is alive is alive, though it sends no audio."""
+        text = self.text
+        if text is None or not text.active or text.bridge is None:
+            return False
+        return text.bridge.endpoint.silent_for() <= timeout
 
     def hangup(self, cause: str = "hung up here", status: int | None = None) -> None:
         """End both legs: BYE/CANCEL toward the phone (RFC 3261 §15), close the page's leg."""
@@ -607,12 +729,21 @@ class Call:
         self.notify()
         if self.endpoint is not None:
             self.endpoint.close()
+        if self.text is not None:
+            self.text.close()
         self.on_ended(self)
 
     async def release(self) -> None:
         """Close the browser leg (after the call ended)."""
         if self.webrtc is not None:
             await self.webrtc.close()
+
+    def _text_header(self) -> dict[str, Any]:
+        """The first line of the call's transcript."""
+        return {
+            "operator": self.operator, "direction": self.direction, "peer": self.peer,
+            "created": self.created,
+        }  # fmt: skip
 
     def _next_version(self) -> int:
         self._version += 1

@@ -13,14 +13,18 @@ import logging
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiortc import RTCIceServer
 
 from appliance.calls.call import Call, CallError, MediaSettings, Message, Page, State
+from appliance.calls.text import TextConfig
 from appliance.config.schema import MediaConfig, Operator, WebRtcConfig
 from appliance.media.codecs import TELEPHONE_EVENT, preferred
 from appliance.media.endpoint import PortAllocator
+from appliance.rtt.bridge import TextSettings
+from appliance.rtt.transcript import read_transcript, render, transcript_path
 from appliance.runtime.health import Health
 from appliance.runtime.metrics import Metrics
 from appliance.runtime.subsystem import Subsystem
@@ -65,8 +69,10 @@ class CallManager(Subsystem):
         *,
         health: Health,
         metrics: Metrics,
+        state_dir: Path | None = None,
     ) -> None:
         super().__init__("calls", health)
+        self.transcripts = state_dir / "transcripts" if state_dir is not None else None
         self.sip = sip
         self.operators = {
             o.name: Identity(o.name, o.sip_user or o.name, o.display_name) for o in operators
@@ -93,6 +99,7 @@ class CallManager(Subsystem):
             leg_factory=lambda on_audio, on_state: WebRtcLeg(
                 ice_servers, on_audio=on_audio, on_state=on_state
             ),
+            text=TextConfig(TextSettings(), media.srtp, self.transcripts),
         )
         self.calls: dict[str, Call] = {}
         self.by_leg: dict[str, Call] = {}
@@ -259,6 +266,8 @@ class CallManager(Subsystem):
             await call.release()
             if call.endpoint is not None:
                 call.endpoint.close()
+            if call.text is not None:
+                call.text.close()
             raise
         if call.state is not State.ENDED:
             self.by_leg[call.leg] = call
@@ -312,6 +321,19 @@ class CallManager(Subsystem):
     async def hold(self, page: Page, call_id: object, on: bool) -> None:
         """Hold or resume."""
         await self._own(page, call_id).hold(on)
+
+    def transcript(self, page: Page, call_id: object) -> Message:
+        """A call's text conversation, in progress or ended, for its operator."""
+        if self.transcripts is None or not isinstance(call_id, str):
+            raise CallError("no-such-call", f"no transcript for {call_id!r}")
+        try:
+            path = transcript_path(self.transcripts, call_id)
+            entries = read_transcript(path)
+        except (ValueError, OSError):
+            raise CallError("no-such-call", f"no transcript for {call_id!r}") from None
+        if not entries or entries[0].get("operator") != page.operator:
+            raise CallError("no-such-call", f"no transcript for {call_id!r}")
+        return {"call": call_id, "entries": entries, "text": render(entries)}
 
     def dtmf(self, page: Page, call_id: object, digits: object) -> None:
         """Send DTMF digits to the phone."""

@@ -142,32 +142,56 @@ class LocalAudio:
 
 def phone_answer(
     offer: SessionDescription,
-    audio: PhoneAudio,
-    local: LocalAudio,
+    audio: PhoneAudio | None,
+    local: LocalAudio | None,
     session_id: int,
     version: int,
+    *,
+    text: tuple[int, Media] | None = None,
+    address: str = "",
 ) -> SessionDescription:
-    """Answer ``offer`` accepting only its ``audio.index`` stream (RFC 3264 §6.1)."""
-    answer = new_session(session_id, version, local.address)
+    """Answer ``offer`` accepting only its ``audio.index`` stream and, with ``text``
+    (index, m= section), its text stream (RFC 3264 §6.1); the rest at port 0 in place.
+    A text-only answer (no ``audio``) gives the box's ``address``."""
+    answer = new_session(session_id, version, local.address if local else address)
     for index, media in enumerate(offer.media):
-        answer.media.append(local.media() if index == audio.index else rejected_copy(media))
+        if audio is not None and local is not None and index == audio.index:
+            answer.media.append(local.media())
+        elif text is not None and index == text[0]:
+            answer.media.append(text[1])
+        else:
+            answer.media.append(rejected_copy(media))
     return answer
 
 
 def phone_offer(
-    local: LocalAudio, session_id: int, version: int, previous: SessionDescription | None = None
+    local: LocalAudio | None,
+    session_id: int,
+    version: int,
+    previous: SessionDescription | None = None,
+    *,
+    text: Media | None = None,
+    address: str = "",
 ) -> SessionDescription:
-    """A new offer; a later one keeps every earlier m-line in place (RFC 3264 §8)."""
-    offer = new_session(session_id, version, local.address)
-    placed = False
+    """A new offer; a later one keeps every earlier m-line in place (RFC 3264 §8), text
+    in the earlier text slot (a refused one is reused, §8.3.1) or at the bottom. Without
+    ``local`` audio it is a text-only offer from the box's ``address``."""
+    offer = new_session(session_id, version, local.address if local else address)
+    placed = local is None
+    text_placed = text is None
     for media in previous.media if previous is not None else []:
-        if media.kind == "audio" and not placed and not media.rejected:
+        if local is not None and media.kind == "audio" and not placed and not media.rejected:
             offer.media.append(local.media())
             placed = True
+        elif text is not None and media.kind == "text" and not text_placed:
+            offer.media.append(text)
+            text_placed = True
         else:
             offer.media.append(rejected_copy(media))
-    if not placed:
+    if not placed and local is not None:
         offer.media.append(local.media())
+    if text is not None and not text_placed:
+        offer.media.append(text)
     return offer
 
 

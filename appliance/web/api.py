@@ -87,6 +87,7 @@ class Api:
             "hold": self._hold,
             "resume": self._resume,
             "dtmf": self._dtmf,
+            "transcript": self._transcript,
         }
 
     def origin_allowed(self, request: web.Request) -> bool:
@@ -220,6 +221,9 @@ class Api:
     async def _resume(self, page: PageSocket, message: Message) -> Message:
         await self.manager.hold(page, message.get("call"), False)
         return {"call": message.get("call")}
+
+    async def _transcript(self, page: PageSocket, message: Message) -> Message:
+        return self.manager.transcript(page, message.get("call"))
 
     async def _dtmf(self, page: PageSocket, message: Message) -> Message:
         self.manager.dtmf(page, message.get("call"), message.get("digits"))

@@ -1,4 +1,5 @@
-"""One call's browser leg: an aiortc RTCPeerConnection carrying relayed audio.
+"""One call's browser leg: an aiortc RTCPeerConnection carrying relayed audio and, when
+the call has real-time text, a T.140 data channel (RFC 8865).
 
 Audio is never decoded or encoded here. Received RTP leaves through the tap of
 :mod:`appliance.webrtc.hooks`, straight from the datagram callback once DTLS is up
@@ -19,12 +20,13 @@ import fractions
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import av
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
+    RTCDataChannel,
     RTCIceServer,
     RTCPeerConnection,
     RTCRtpTransceiver,
@@ -42,6 +44,16 @@ from appliance.webrtc.hooks import tap_receiver
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 25  # 0.5 s of 20 ms packets; older ones are dropped rather than delayed
+T140_PROTOCOL = "t140"  # RFC 8865 §3: the subprotocol MUST be "t140"
+T140_LABEL = "rtt"
+
+
+class TextHandler(Protocol):
+    """Where a T.140 data channel's events go (``appliance.rtt.bridge.TextBridge``)."""
+
+    def channel_opened(self, send: Callable[[str], None]) -> None: ...
+    def channel_message(self, message: str | bytes) -> None: ...
+    def channel_closed(self) -> None: ...
 
 
 class PassthroughTrack(MediaStreamTrack):
@@ -98,6 +110,9 @@ class WebRtcLeg:
         self._on_audio = on_audio
         self._on_state = on_state
         self.pc.on("connectionstatechange", self._state_changed)
+        self.text_channel: RTCDataChannel | None = None
+        self._text: TextHandler | None = None
+        self.pc.on("datachannel", self._datachannel)
 
     def _state_changed(self) -> None:
         state = self.pc.connectionState
@@ -131,16 +146,18 @@ class WebRtcLeg:
             self._on_audio(packet)
 
     async def make_offer(self, codecs: list[Codec], direction: str = "sendrecv") -> str:
-        """The box offers (an incoming SIP call): audio limited to ``codecs``, in order."""
-        transceiver = self.pc.addTransceiver("audio", direction=direction)
-        self._prepare_audio(transceiver, codecs)
+        """The box offers (an incoming SIP call): audio limited to ``codecs``, in order;
+        no audio at all for a text-only call (``codecs`` empty)."""
+        if codecs:
+            transceiver = self.pc.addTransceiver("audio", direction=direction)
+            self._prepare_audio(transceiver, codecs)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return str(self.pc.localDescription.sdp)
 
-    async def take_answer(self, sdp: str) -> Negotiated:
-        """The browser's answer to our offer; returns the agreed codec."""
+    async def take_answer(self, sdp: str) -> Negotiated | None:
+        """The browser's answer to our offer; returns the agreed codec (None: no audio)."""
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
-        return self._negotiation()
+        return self._negotiation() if self.audio is not None else None
 
     async def take_offer(self, sdp: str) -> list[Codec]:
         """The browser offers (an outgoing call); returns the relayable codecs it offered."""
@@ -151,8 +168,14 @@ class WebRtcLeg:
                 return _codecs_from(transceiver._codecs)
         return []
 
-    async def make_answer(self, codec: Codec, direction: str = "sendrecv") -> str:
-        """Answer the browser's offer with ``codec`` only."""
+    async def make_answer(self, codec: Codec | None, direction: str = "sendrecv") -> str:
+        """Answer the browser's offer with ``codec`` only; ``None``: a text-only call, any
+        audio the browser offered is answered inactive."""
+        if codec is None:
+            if self.audio is not None:
+                self.audio.direction = "inactive"
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+            return str(self.pc.localDescription.sdp)
         if self.audio is None:
             raise ValueError("the browser offered no audio")
         self.audio.direction = direction
@@ -174,6 +197,58 @@ class WebRtcLeg:
                 self.negotiated = Negotiated(codec, parameters.payloadType)
                 return self.negotiated
         raise ValueError("no relayable audio codec was negotiated")
+
+    # ----- real-time text (RFC 8865) --------------------------------------------------------
+
+    @property
+    def has_data_channels(self) -> bool:
+        """Whether the session has an SCTP association (the browser's offer had one, or
+        :meth:`offer_text` added one)."""
+        return self.pc.sctp is not None
+
+    def offer_text(self) -> None:
+        """Put a reliable, ordered T.140 channel in the box's next offer (RFC 8865 §3-4),
+        opened in-band (RFC 8832) once the association is up."""
+        self._adopt(self.pc.createDataChannel(T140_LABEL, ordered=True, protocol=T140_PROTOCOL))
+
+    def attach_text(self, handler: TextHandler | None) -> None:
+        """Send the T.140 channel's events to ``handler`` (None: drop them)."""
+        self._text = handler
+        channel = self.text_channel
+        if handler is not None and channel is not None and channel.readyState == "open":
+            handler.channel_opened(channel.send)
+
+    def _datachannel(self, channel: RTCDataChannel) -> None:
+        """A channel the browser opened: T.140 ones carry the call's text (RFC 8865 §3);
+        a second one replaces the first (a re-open, §5.4)."""
+        if (
+            channel.protocol != T140_PROTOCOL
+            or channel.maxRetransmits is not None
+            or (channel.maxPacketLifeTime is not None or not channel.ordered)
+        ):
+            log.info("%s: data channel %r (%r) ignored", self.name, channel.label, channel.protocol)
+            return
+        self._adopt(channel)
+        if channel.readyState == "open":
+            self._text_opened(channel)
+
+    def _adopt(self, channel: RTCDataChannel) -> None:
+        self.text_channel = channel
+        channel.on("open", lambda: self._text_opened(channel))
+        channel.on("message", lambda message: self._text_message(channel, message))
+        channel.on("close", lambda: self._text_closed(channel))
+
+    def _text_opened(self, channel: RTCDataChannel) -> None:
+        if self._text is not None and channel is self.text_channel:
+            self._text.channel_opened(channel.send)
+
+    def _text_message(self, channel: RTCDataChannel, message: str | bytes) -> None:
+        if self._text is not None and channel is self.text_channel:
+            self._text.channel_message(message)
+
+    def _text_closed(self, channel: RTCDataChannel) -> None:
+        if self._text is not None and channel is self.text_channel:
+            self._text.channel_closed()
 
     def send_audio(self, payload: bytes, timestamp: int, marker: bool = False) -> bool:
         """Send one encoded payload to the browser (``timestamp`` in RTP clock units).

@@ -64,6 +64,7 @@ async def test_box_offers_the_phones_codecs_only() -> None:
     browser.attach()
     await browser.pc.setLocalDescription(await browser.pc.createAnswer())
     negotiated = await box.take_answer(browser.pc.localDescription.sdp)
+    assert negotiated is not None
     assert (negotiated.codec, negotiated.payload_type) == (PCMA, 8)
     await until(lambda: box.state == "connected")
     await exchange(box, box_in, browser, 8000)

@@ -99,12 +99,113 @@ async function microphone() {
 
 function newPeer(id, stream) {
   const pc = new RTCPeerConnection({iceServers});
-  for (const track of stream.getTracks()) pc.addTrack(track, stream);
+  if (stream) for (const track of stream.getTracks()) pc.addTrack(track, stream);
   pc.ontrack = (event) => {
     const c = calls.get(id);
     if (c) $("audio.remote", c.el).srcObject = event.streams[0] || new MediaStream([event.track]);
   };
+  // Real-time text rides a reliable, ordered data channel with subprotocol "t140"
+  // (RFC 8865). The box opens it when it offers; a channel it did not open is adopted.
+  pc.ondatachannel = (event) => {
+    const c = calls.get(id);
+    if (c && event.channel.protocol === "t140") attachText(c, event.channel);
+  };
   return pc;
+}
+
+// ----- real-time text (T.140, ITU-T T.140 / RFC 9071 §4.2.4) ---------------------------
+
+const BOM = "\ufeff", BS = "\b", LINE = "\u2028", LOST = "\ufffd";
+
+function newText() {
+  // chars: what the caller's text shows; state: inside an escape or control string.
+  return {channel: null, chars: [], state: "text", held: 0, afterCr: false, sent: [], queue: ""};
+}
+
+function attachText(c, channel) {
+  if (!c.text) c.text = newText();
+  const t = c.text;
+  t.channel = channel;
+  channel.onmessage = (event) => {
+    if (typeof event.data === "string") showRemote(c, event.data);
+  };
+  const flush = () => { if (t.queue) { channel.send(t.queue); t.queue = ""; } };
+  channel.onopen = flush;
+  if (channel.readyState === "open") flush();
+}
+
+// Apply received T.140 text: BOM and controls are skipped (with bounded escape strings),
+// BS erases one character or one new line (never a loss mark), CR LF / CR / LF / NEL /
+// U+2028 are one new line, U+FFFD is shown as a visible mark.
+function showRemote(c, data) {
+  const t = c.text;
+  for (const ch of data) {
+    const code = ch.codePointAt(0);
+    if (t.state === "esc") {
+      t.state = ch === "[" ? "csi" : ch === "X" ? "sos" : "text";
+      continue;
+    }
+    if (t.state === "csi") {
+      if (ch === "m" || !/[0-9;:]/.test(ch) || ++t.held > 32) { t.state = "text"; t.held = 0; }
+      continue;
+    }
+    if (t.state === "sos") {
+      if (ch === "\u009c" || ++t.held > 256) { t.state = "text"; t.held = 0; }
+      continue;
+    }
+    const afterCr = t.afterCr;
+    t.afterCr = ch === "\r";
+    if (ch === "\n" && afterCr) continue;
+    if (ch === BOM) continue;
+    if (ch === "\u001b") { t.state = "esc"; continue; }
+    if (ch === "\u009b") { t.state = "csi"; continue; }
+    if (ch === "\u0098") { t.state = "sos"; continue; }
+    if (ch === BS) {
+      if (t.chars.length && t.chars[t.chars.length - 1] !== LOST) t.chars.pop();
+      continue;
+    }
+    if (ch === "\r" || ch === "\n" || ch === "\u0085" || ch === LINE) { t.chars.push("\n"); continue; }
+    if (ch !== "\t" && (code < 0x20 || (code >= 0x7f && code <= 0x9f))) continue;
+    t.chars.push(ch);
+  }
+  renderRemote(c);
+}
+
+function renderRemote(c) {
+  const box = $(".remote-text", c.el);
+  const nodes = [];
+  let run = "";
+  for (const ch of c.text.chars) {
+    if (ch === LOST) {
+      if (run) { nodes.push(document.createTextNode(run)); run = ""; }
+      const mark = document.createElement("mark");
+      mark.className = "lost";
+      mark.title = "Text lost on the way here";
+      mark.textContent = LOST;
+      nodes.push(mark);
+    } else {
+      run += ch;
+    }
+  }
+  if (run) nodes.push(document.createTextNode(run));
+  box.replaceChildren(...nodes);
+  box.scrollTop = box.scrollHeight;
+  $(".rtt-lost", c.el).hidden = !c.text.chars.includes(LOST);
+}
+
+// Every change to the input goes out at once as T.140: erasures as BS (one per
+// character), then the new characters, new lines as U+2028 (RFC 9071 §4.2.4).
+function typed(c, area) {
+  if (!c.text) c.text = newText();
+  const t = c.text;
+  const now = Array.from(area.value.replace(/\r\n?/g, "\n"));
+  let same = 0;
+  while (same < t.sent.length && same < now.length && t.sent[same] === now[same]) same++;
+  const out = BS.repeat(t.sent.length - same) + now.slice(same).join("").replace(/\n/g, LINE);
+  t.sent = now;
+  if (!out) return;
+  if (t.channel && t.channel.readyState === "open") t.channel.send(out);
+  else t.queue += out;
 }
 
 function gathered(pc) {
@@ -116,9 +217,10 @@ function gathered(pc) {
   });
 }
 
-async function placeCall(target) {
-  const stream = await microphone();
+async function placeCall(target, textOnly) {
+  const stream = textOnly ? null : await microphone();
   const pc = newPeer(null, stream);
+  const channel = pc.createDataChannel("rtt", {protocol: "t140", ordered: true});
   await pc.setLocalDescription(await pc.createOffer());
   await gathered(pc);
   let reply;
@@ -126,13 +228,15 @@ async function placeCall(target) {
     reply = await request({type: "call", target, sdp: pc.localDescription.sdp});
   } catch (err) {
     pc.close();
-    stream.getTracks().forEach((t) => t.stop());
+    if (stream) stream.getTracks().forEach((t) => t.stop());
     $("#mic").textContent = `Call failed: ${err.message}`;
     return;
   }
   const c = ensureCall({call: reply.call, state: "calling", direction: "out", peer: {uri: target, name: ""}});
   c.pc = pc;
   c.stream = stream;
+  attachText(c, channel);
+  pc.ondatachannel = (event) => { if (event.channel.protocol === "t140") attachText(c, event.channel); };
   pc.ontrack = (event) => { $("audio.remote", c.el).srcObject = event.streams[0] || new MediaStream([event.track]); };
 }
 
@@ -143,8 +247,10 @@ async function onSdp(m) {
     await c.pc.setRemoteDescription({type: "answer", sdp: m.sdp});
     return;
   }
+  // A text-only call (no audio in the box's offer) needs no microphone.
+  const audio = /^m=audio /m.test(m.sdp);
   try {
-    c.stream = c.stream || await microphone();
+    if (audio) c.stream = c.stream || await microphone();
   } catch (err) {
     send({type: "hangup", call: m.call});
     return;
@@ -168,7 +274,9 @@ function showAlert(info) {
   el.id = `alert-${info.call}`;
   const who = $(".who", el);
   who.id = `who-${info.call}`;
-  who.textContent = `Incoming call from ${peerName(info)}`;
+  const text = (info.media || []).includes("text");
+  const kind = !text ? "call" : (info.media || []).includes("audio") ? "call with real-time text" : "text-only call";
+  who.textContent = `Incoming ${kind} from ${peerName(info)}`;
   el.setAttribute("aria-labelledby", who.id);
   $(".answer", el).onclick = () => answer(info);
   $(".decline", el).onclick = () => { send({type: "decline", call: info.call}); removeAlert(info.call); };
@@ -224,7 +332,7 @@ function ensureCall(info) {
   if (!c) {
     const el = $("#call-template").content.firstElementChild.cloneNode(true);
     el.id = `call-${info.call}`;
-    c = {info, el, pc: null, stream: null, timer: null};
+    c = {info, el, pc: null, stream: null, timer: null, text: null};
     calls.set(info.call, c);
     $(".hangup", el).onclick = () => send({type: "hangup", call: info.call});
     $(".hold", el).onclick = () => {
@@ -240,6 +348,7 @@ function ensureCall(info) {
       b.onclick = () => send({type: "dtmf", call: info.call, digits: key});
       $(".keypad", el).append(b);
     }
+    $(".local-text", el).addEventListener("input", (event) => typed(c, event.target));
     $("#calls").prepend(el);
   }
   return c;
@@ -262,6 +371,10 @@ function showCall(info) {
   if (info.state === "active" && info.held) label = "On hold";
   if (info.state === "active" && info.held_by_peer) label = "Held by the other party";
   setPill($(".state", el), label, info.state === "active" && !info.held ? "ok" : info.state === "ended" ? "bad" : "warn");
+  const text = (info.media || []).includes("text");
+  $(".rtt", el).hidden = !text && !c.text?.chars.length;
+  $(".text-pill", el).hidden = !text;
+  $(".local-text", el).disabled = !text || info.state !== "active";
   $(".hold", el).setAttribute("aria-pressed", info.held ? "true" : "false");
   $(".hold", el).disabled = info.state !== "active";
   $(".hangup", el).disabled = info.state === "ended";
@@ -288,7 +401,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#dial").addEventListener("submit", (event) => {
     event.preventDefault();
     const target = $("#target").value.trim();
-    if (target) placeCall(target).catch(() => {});
+    if (target) placeCall(target, $("#text-only").checked).catch(() => {});
   });
   $("#available").addEventListener("change", (event) => {
     send({type: event.target.checked ? "register" : "unregister"});
