@@ -8,6 +8,7 @@ WebAudio analyser, on the phone by reading its recording.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,8 +129,8 @@ async def test_page_calls_the_registered_phone_by_user_name_over_required_srtp(
 async def test_answer_keeps_every_offered_m_line_in_place(
     start_box: Any, browser: Any, phone: LinphonePhone, tmp_path: Path
 ) -> None:
-    """liblinphone offers audio, video and text; the box bridges the audio and refuses the
-    others with port 0 in their places (RFC 3264 §6), and liblinphone's call connects."""
+    """liblinphone offers audio, video and text; the box bridges audio and text and refuses
+    video with port 0 in its place (RFC 3264 §6), and liblinphone's call connects."""
     box: Box = start_box()
     page = await open_console(browser, box)
     register(phone, box)
@@ -141,7 +142,7 @@ async def test_answer_keeps_every_offered_m_line_in_place(
     await phone.wait_state(CallState.STREAMS_RUNNING)
     info = phone.call_info()
     assert info is not None
-    assert not info.video and not info.realtime_text, info
+    assert not info.video and info.realtime_text, info
     await page_hears(page, 440.0)
 
     trace = linphone.sip_trace(tmp_path / "linphone.log")
@@ -151,8 +152,73 @@ async def test_answer_keeps_every_offered_m_line_in_place(
     answered = re.findall(r"^m=(\w+) (\d+) ", answer.body, re.M)
     assert [kind for kind, _ in offered] == ["audio", "video", "text"], offer.body
     assert [kind for kind, _ in answered] == ["audio", "video", "text"], answer.body
-    assert [port != "0" for _, port in answered] == [True, False, False], answer.body
+    assert [port != "0" for _, port in answered] == [True, False, True], answer.body
 
     phone.hangup()
     await phone.wait_state(CallState.RELEASED)
     phone_heard(phone, tmp_path, 1000.0)
+
+
+async def test_real_time_text_between_liblinphone_and_the_page(
+    start_box: Any, browser: Any, phone: LinphonePhone, tmp_path: Path
+) -> None:
+    """RFC 4103 with RED from a real phone stack ⇄ the box ⇄ RFC 8865 T.140 in Chromium,
+    character by character both ways, with backspace and new line."""
+    box: Box = start_box()
+    page = await open_console(browser, box)
+    register(phone, box)
+    await phone.wait_registered()
+
+    phone.call(f"sip:alice@127.0.0.1:{box.sip_port}", rtt=True)
+    alert = page.get_by_role("alertdialog")
+    await alert.wait_for()
+    assert "real-time text" in await alert.inner_text()
+    await page.get_by_role("button", name="Answer").click()
+    await wait_state(page, "Connected")
+    await phone.wait_state(CallState.STREAMS_RUNNING)
+    info = phone.call_info()
+    assert info is not None and info.realtime_text, info
+
+    phone.put_text("Smoke in the kitchem")
+    await asyncio.sleep(0.5)
+    phone.put_text("\bn\u2028second floor")
+    remote = page.get_by_role("region", name="Remote text")
+    await until_text(remote, "Smoke in the kitchen\nsecond floor")
+
+    await page.get_by_role("textbox", name="Real-time text").click()
+    await page.keyboard.type("Are yuo", delay=40)
+    await page.keyboard.press("Backspace")
+    await page.keyboard.press("Backspace")
+    await page.keyboard.type("ou safe?", delay=40)
+    await page.keyboard.press("Enter")
+    await page.keyboard.type("Help is coming", delay=40)
+    await phone.wait_for(
+        lambda p: visible(p.received_text) == "Are you safe?\nHelp is coming",
+        10, "the page's text on the phone",
+    )  # fmt: skip
+    assert "\b\b" in phone.received_text, "each keystroke went out, erasures as BS"
+
+    phone.hangup()
+    await phone.wait_state(CallState.RELEASED)
+    await page.locator("article.call .cause", has_text="the other party hung up").wait_for()
+
+
+def visible(received: str) -> str:
+    """What a T.140 display shows: BS erases, U+2028 and CR LF are new lines, BOM hidden."""
+    out: list[str] = []
+    for char in received.replace("\r\n", "\n").replace("\u2028", "\n"):
+        if char == "\b":
+            if out:
+                out.pop()
+        elif char != "\ufeff":
+            out.append(char)
+    return "".join(out)
+
+
+async def until_text(locator: Any, text: str, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (shown := await locator.inner_text()) != text:
+        if loop.time() > deadline:
+            raise AssertionError(f"the page shows {shown!r}, expected {text!r}")
+        await asyncio.sleep(0.05)
