@@ -197,6 +197,7 @@ class Service:
             health=self.health,
             metrics=self.metrics,
             state_dir=self.state_dir,
+            rtt=self.config.rtt,
         )
         api = Api(
             self.calls,

@@ -20,7 +20,7 @@ from aiortc import RTCIceServer
 
 from appliance.calls.call import Call, CallError, MediaSettings, Message, Page, State
 from appliance.calls.text import TextConfig
-from appliance.config.schema import MediaConfig, Operator, WebRtcConfig
+from appliance.config.schema import MediaConfig, Operator, RttConfig, WebRtcConfig
 from appliance.media.codecs import TELEPHONE_EVENT, preferred
 from appliance.media.endpoint import PortAllocator
 from appliance.rtt.bridge import TextSettings
@@ -70,9 +70,18 @@ class CallManager(Subsystem):
         health: Health,
         metrics: Metrics,
         state_dir: Path | None = None,
+        rtt: RttConfig | None = None,
     ) -> None:
         super().__init__("calls", health)
-        self.transcripts = state_dir / "transcripts" if state_dir is not None else None
+        rtt = rtt or RttConfig()
+        keep = state_dir is not None and rtt.transcripts
+        self.transcripts = state_dir / "transcripts" if keep and state_dir else None
+        text_settings = TextSettings(
+            generations=rtt.redundancy,
+            interval=rtt.buffer_time / 1000,
+            cps=rtt.cps,
+            keepalive=float(rtt.keepalive_interval) or None,
+        )
         self.sip = sip
         self.operators = {
             o.name: Identity(o.name, o.sip_user or o.name, o.display_name) for o in operators
@@ -99,7 +108,7 @@ class CallManager(Subsystem):
             leg_factory=lambda on_audio, on_state: WebRtcLeg(
                 ice_servers, on_audio=on_audio, on_state=on_state
             ),
-            text=TextConfig(TextSettings(), media.srtp, self.transcripts),
+            text=TextConfig(text_settings, media.srtp, self.transcripts),
         )
         self.calls: dict[str, Call] = {}
         self.by_leg: dict[str, Call] = {}
