@@ -140,8 +140,8 @@ def test_arm64_root_gets_the_three_raspi_firmware_defaults(tmp_path: Path) -> No
         defaults, 'for c in $CONSOLES; do printf " console=%s" "$c"; done; printf " root=$ROOTPART"'
     )
     assert z50_pre_cmdline.split() == [
-        "console=ttyS1,115200",
         "console=tty1",
+        "console=ttyS1,115200",
         f"root={ROOTPART}",
     ]
     assert (root / "etc/default/raspi-extra-cmdline").read_text() == "ro\n"
@@ -172,8 +172,8 @@ def test_existing_config_and_cmdline_get_the_settings_exactly_once(tmp_path: Pat
 
     words = _cmdline_words(cmdline)
     assert [w for w in words if w.startswith("console=")] == [
-        "console=ttyS1,115200",
         "console=tty1",
+        "console=ttyS1,115200",
     ]
     assert [w for w in words if w.startswith("root=")] == [f"root={ROOTPART}"]
     assert [w for w in words if w in ("ro", "rw")][-1] == "ro"
@@ -192,7 +192,7 @@ def test_cmdline_as_z50_writes_it_from_our_defaults_is_left_alone(tmp_path: Path
     root = _root(tmp_path)
     cmdline = root / "boot/firmware/cmdline.txt"
     z50_line = (
-        f" console=ttyS1,115200 console=tty1 root={ROOTPART} rw fsck.repair=yes net.ifnames=0"
+        f" console=tty1 console=ttyS1,115200 root={ROOTPART} rw fsck.repair=yes net.ifnames=0"
         "  rootwait ro\n"
     )
     cmdline.write_text(z50_line)
@@ -209,8 +209,8 @@ def test_cmdline_loses_cma_and_keeps_init_arguments_last(tmp_path: Path) -> None
     cmdline.write_text("console=tty0 rw cma=64M rootwait\n-- single\n")
     _ok(_hook("raspi-firmware", root, "arm64"))
     assert _cmdline_words(cmdline) == [
-        "console=ttyS1,115200",
         "console=tty1",
+        "console=ttyS1,115200",
         f"root={ROOTPART}",
         "rw",
         "rootwait",
@@ -239,7 +239,7 @@ def test_watchdog_drop_in(tmp_path: Path) -> None:
     parser = configparser.ConfigParser()
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     parser.read_string(conf.read_text())
-    assert dict(parser["Manager"]) == {"RuntimeWatchdogSec": "15s", "RebootWatchdogSec": "2min"}
+    assert dict(parser["Manager"]) == {"RuntimeWatchdogSec": "15s", "RebootWatchdogSec": "15s"}
     assert "15 s" in conf.read_text()  # the reason is given in the file
 
 
