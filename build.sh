@@ -6,6 +6,9 @@
 #   ./build.sh test [PYTEST ARGS...]
 #                              install what the tests need (apt packages, .venv), then
 #                              ruff, mypy and the whole pytest suite; non-zero on any failure
+#   ./build.sh image [--arch arm64|amd64] [--out DIR] [--compress]
+#                              build the appliance disk image (as root; default arm64 into
+#                              ./out); see docs/image.md
 set -euo pipefail
 
 cd "$(dirname "$(readlink -f "$0")")"
@@ -17,6 +20,9 @@ PYTHON=${PYTHON:-python3}
 TEST_APT_PACKAGES=(systemd sip-tester chromium liblinphone10 iproute2 util-linux dnsmasq-base)
 # A kernel without 802.1Q runs the VLAN tests in a qemu VM on Debian's kernel (tests/net/vm.py).
 VLAN_VM_APT_PACKAGES=(qemu-system-x86)
+# The image tests (tests/image, as root) build both images and boot them under qemu.
+IMAGE_APT_PACKAGES=(mmdebstrap qemu-user-static binfmt-support arch-test dosfstools mtools fdisk
+    e2fsprogs faketime zstd qemu-system-x86 qemu-system-arm python3-venv)
 
 say() {
     if [ -t 2 ]; then printf '\033[1m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi
@@ -111,8 +117,14 @@ cmd_run() {
     exec "$VENV/bin/appliance" run "$@"
 }
 
+cmd_image() {
+    [ "$(id -u)" -eq 0 ] || die "./build.sh image must run as root (try: sudo ./build.sh image $*)"
+    exec "$ROOT/image/build.sh" "$@"
+}
+
 cmd_test() {
     apt_install "${TEST_APT_PACKAGES[@]}"
+    [ "$(id -u)" -ne 0 ] || apt_install "${IMAGE_APT_PACKAGES[@]}"
     make_venv test
     prepare_vlan_vm
     local status=0
@@ -130,5 +142,6 @@ cmd_test() {
 case "${1:-}" in
     run) shift; cmd_run "$@" ;;
     test) shift; cmd_test "$@" ;;
-    *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    image) shift; cmd_image "$@" ;;
+    *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
