@@ -207,7 +207,8 @@ fix_inode_times() {
     for field in atime ctime mtime crtime; do
         printf 'sif / %s %s\nsif / %s_extra 0\n' "$field" "$stamp" "$field"
     done >> "$WORK/debugfs.cmds"
-    debugfs -w -f "$WORK/debugfs.cmds" "$image" >/dev/null 2>"$WORK/debugfs.err" \
+    E2FSPROGS_FAKE_TIME=$SOURCE_DATE_EPOCH debugfs -w -f "$WORK/debugfs.cmds" "$image" \
+        >/dev/null 2>"$WORK/debugfs.err" \
         || { cat "$WORK/debugfs.err" >&2; die "debugfs could not set inode times in $image"; }
 }
 
@@ -224,18 +225,22 @@ make_ext4() {
 }
 
 make_fat() {
-    local image=$1 tree=$2
+    local image=$1 tree=$2 frozen
+    # FAT keeps local times of creation and change: a frozen clock and files dated
+    # SOURCE_DATE_EPOCH (faketime without "@" does not let the clock run).
+    frozen=$(TZ=UTC date -u -d "@$SOURCE_DATE_EPOCH" '+%Y-%m-%d %H:%M:%S')
+    find "$tree" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
     rm -f "$image"
     truncate -s "${BOOT_MIB}M" "$image"
-    faketime "@$SOURCE_DATE_EPOCH" mkfs.vfat -F 32 -n "$BOOT_LABEL" -i "${DISK_ID#0x}" "$image" \
+    TZ=UTC faketime "$frozen" mkfs.vfat -F 32 -n "$BOOT_LABEL" -i "${DISK_ID#0x}" "$image" \
         >/dev/null || die "mkfs.vfat failed"
     local entry
     (cd "$tree" && find . -mindepth 1 -printf '%P\n' | LC_ALL=C sort) > "$WORK/fat.list"
     while read -r entry; do
         if [ -d "$tree/$entry" ]; then
-            MTOOLS_SKIP_CHECK=1 faketime "@$SOURCE_DATE_EPOCH" mmd -i "$image" "::/$entry"
+            TZ=UTC MTOOLS_SKIP_CHECK=1 faketime "$frozen" mmd -i "$image" "::/$entry"
         else
-            MTOOLS_SKIP_CHECK=1 faketime "@$SOURCE_DATE_EPOCH" mcopy -m -i "$image" \
+            TZ=UTC MTOOLS_SKIP_CHECK=1 faketime "$frozen" mcopy -m -i "$image" \
                 "$tree/$entry" "::/$entry"
         fi
     done < "$WORK/fat.list"
