@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 CHECKOUT = Path(__file__).resolve().parents[2]
+FIGURES: list[str] = []
+"""Build and boot figures of this session, printed in the terminal summary."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,20 @@ def build_image(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str]
             )
             assert result.returncode == 0, result.stderr[-6000:]
             built = Built(arch, image, time.monotonic() - start, result.stderr)
+            size = image.stat()
+            FIGURES.append(
+                f"{arch} image {name}: built in {built.seconds:.0f} s, "
+                f"{size.st_size / 2**20:.0f} MiB, {size.st_blocks * 512 / 2**20:.0f} MiB of data"
+            )
         cache[(arch, name)] = built
         return built
 
     return build
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The image figures (build times, sizes, boot-to-READY) at the end of the run."""
+    if FIGURES:
+        terminalreporter.section("appliance images")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
