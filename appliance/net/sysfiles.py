@@ -2,8 +2,8 @@
 
 * The resolver file (resolv.conf(5)) lists ``[network] dns_servers`` then the servers learnt
   by DHCP, and the DHCP domain as ``search``. It is written atomically to the helper's path
-  (``--resolv-conf``, default ``/run/appliance-net/resolv.conf``); the image makes
-  ``/etc/resolv.conf`` a symbolic link to it when the box manages its network.
+  (``--resolv-conf``, default ``/run/appliance-net/resolv.conf``), for ``/etc/resolv.conf``
+  to link to. (The image's ``/etc/resolv.conf`` is systemd-resolved's stub: see docs/image.md.)
 * Every interface the helper manages gets a marker ``00-appliance-net-NAME.network`` with
   ``Unmanaged=yes`` (systemd.network(5) ``[Link]``) in ``/run/appliance-net/networkd``. When
   systemd-networkd runs, ``appliance-net-networkd.path`` starts a root oneshot that copies
