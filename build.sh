@@ -17,7 +17,7 @@ VENV=$ROOT/.venv
 PYTHON=${PYTHON:-python3}
 
 # Debian packages the test suite drives as real peers and tools.
-TEST_APT_PACKAGES=(systemd sip-tester chromium liblinphone10 iproute2 util-linux dnsmasq-base)
+TEST_APT_PACKAGES=(systemd sip-tester chromium liblinphone10 iproute2 util-linux dnsmasq-base shellcheck)
 # A kernel without 802.1Q runs the VLAN tests in a qemu VM on Debian's kernel (tests/net/vm.py).
 VLAN_VM_APT_PACKAGES=(qemu-system-x86)
 # The image tests (tests/image, as root) build both images and boot them under qemu.
