@@ -13,11 +13,9 @@ import enum
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-from aiortc.rtp import RtpPacket as AiortcPacket
+from typing import TYPE_CHECKING, Any, Protocol
 
 from appliance.calls.phone_sdp import (
     LocalAudio,
@@ -35,7 +33,12 @@ from appliance.media.endpoint import PortAllocator, RtpEndpoint
 from appliance.media.rtp import RtpPacket, StreamRewriter
 from appliance.media.sdes import CryptoAttribute, SdesError, SrtpContext, choose_answer, new_crypto
 from appliance.media.sdp import SdpError, SessionDescription, answer_direction
-from appliance.webrtc.leg import WebRtcLeg
+
+if TYPE_CHECKING:
+    from appliance.webrtc.leg import WebRtcLeg
+
+BrowserPacketSink = Callable[[RtpPacket], None]
+LegFactory = Callable[[BrowserPacketSink, Callable[[str], None]], Awaitable["WebRtcLeg"]]
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +100,7 @@ class MediaSettings:
     rtp_timeout: float
     ice_timeout: float
     ports: PortAllocator
-    leg_factory: Callable[[Callable[[AiortcPacket], None], Callable[[str], None]], WebRtcLeg]
+    leg_factory: LegFactory
     text: TextConfig | None = None  # real-time text (RFC 4103 ⇄ RFC 8865); None: audio only
 
 
@@ -206,7 +209,7 @@ class Call:
     ) -> None:
         """Take the page's offer and INVITE ``target`` with the codecs both can use."""
         self.page = page
-        self.webrtc = self.settings.leg_factory(self._from_browser, self._ice_state)
+        self.webrtc = await self._open_browser_leg()
         offered = await self.webrtc.take_offer(browser_offer)
         codecs = [c for c in self.settings.codecs if c in offered]
         if not codecs and self.settings.text is not None and self.webrtc.has_data_channels:
@@ -239,6 +242,14 @@ class Call:
             display_name=display_name or None,
         )  # fmt: skip
         self.notify()
+
+    async def _open_browser_leg(self) -> WebRtcLeg:
+        """Make the browser leg; the first call may wait for the WebRTC stack to load."""
+        leg = await self.settings.leg_factory(self._from_browser, self._ice_state)
+        if self.state is State.ENDED:  # hung up while the stack loaded
+            await leg.close()
+            raise CallError("bad-state", "the call ended while its media was being set up")
+        return leg
 
     async def _start_text_only(self, target: str, display_name: str) -> None:
         """The page offered text and no audio: a text-only call (real in emergency services)."""
@@ -346,7 +357,11 @@ class Call:
         assert self.phone_audio is not None or self.text is not None
         self.page = page
         self.state = State.CONNECTING
-        self.webrtc = self.settings.leg_factory(self._from_browser, self._ice_state)
+        try:
+            self.webrtc = await self._open_browser_leg()
+        except CallError as exc:
+            self.hangup(str(exc), status=500)  # the phone hears a failure, not endless ringing
+            raise
         if self.phone_audio is not None:
             await self._open_endpoint()
         if self.text is not None:
@@ -642,16 +657,11 @@ class Call:
             audio.from_phone += 1
             self.webrtc.send_audio(out.payload, out.timestamp, out.marker)
 
-    def _from_browser(self, packet: AiortcPacket) -> None:
+    def _from_browser(self, packet: RtpPacket) -> None:
         audio = self.audio
         if audio is None or self.endpoint is None or self.held_here or self._dtmf_active:
             return
-        ours = RtpPacket(
-            payload_type=packet.payload_type, sequence=packet.sequence_number,
-            timestamp=packet.timestamp, ssrc=packet.ssrc, marker=bool(packet.marker),
-            payload=packet.payload,
-        )  # fmt: skip
-        out = audio.to_phone.rewrite(ours, time.monotonic())
+        out = audio.to_phone.rewrite(packet, time.monotonic())
         if out is not None:
             audio.from_browser += 1
             self.endpoint.send(out)

@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from aiortc import RTCIceServer
+from typing import TYPE_CHECKING, Any
 
 from appliance.calls.call import Call, CallError, MediaSettings, Message, Page, State
 from appliance.calls.text import TextConfig
@@ -43,7 +41,13 @@ from appliance.sip.events import (
 )
 from appliance.sip.service import SipService
 from appliance.webrtc.host_addresses import HostAddresses
-from appliance.webrtc.leg import WebRtcLeg
+from appliance.webrtc.stack import StackUnavailable, WebRtcStack
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from appliance.calls.call import BrowserPacketSink
+    from appliance.webrtc.leg import WebRtcLeg
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +98,8 @@ class CallManager(Subsystem):
             {"urls": t.url, "username": t.username, "credential": t.credential}
             for t in webrtc.turn_servers
         ]
-        ice_servers = [RTCIceServer(urls=url) for url in webrtc.stun_servers] + [
-            RTCIceServer(urls=t.url, username=t.username, credential=t.credential)
-            for t in webrtc.turn_servers
-        ]
+        self._ice_servers: list[Any] = []  # aiortc's RTCIceServer, made once the stack loads
+        self.stack = WebRtcStack(self._stack_loaded)
         self.settings = MediaSettings(
             codecs=preferred(list(media.codecs)),
             telephone_event=TELEPHONE_EVENT in media.codecs,
@@ -105,9 +107,7 @@ class CallManager(Subsystem):
             rtp_timeout=float(media.rtp_timeout),
             ice_timeout=float(webrtc.ice_timeout),
             ports=PortAllocator(media.rtp_port_min, media.rtp_port_max),
-            leg_factory=lambda on_audio, on_state: WebRtcLeg(
-                ice_servers, on_audio=on_audio, on_state=on_state
-            ),
+            leg_factory=self._new_leg,
             text=TextConfig(text_settings, media.srtp, self.transcripts),
         )
         self.calls: dict[str, Call] = {}
@@ -133,6 +133,27 @@ class CallManager(Subsystem):
             ["direction"],
             read=self._relayed,
         )
+
+        metrics.gauge(
+            "appliance_webrtc_stack_loaded",
+            "1 once the WebRTC stack (aiortc) is loaded: at the first page or call.",
+            read=lambda: float(self.stack.loaded),
+        )
+
+    def _stack_loaded(self, leg: ModuleType, hooks: ModuleType) -> None:
+        self._ice_servers = leg.ice_servers(self.webrtc_config)
+        self.host_addresses.attach(hooks.set_host_addresses)
+
+    async def _new_leg(
+        self, on_audio: BrowserPacketSink, on_state: Callable[[str], None]
+    ) -> WebRtcLeg:
+        """A call's browser leg; the first one may wait for the WebRTC stack to load."""
+        try:
+            leg = await self.stack.load()
+        except StackUnavailable as exc:
+            raise CallError("webrtc-unavailable", str(exc)) from None
+        made: WebRtcLeg = leg.WebRtcLeg(self._ice_servers, on_audio=on_audio, on_state=on_state)
+        return made
 
     def _relayed(self) -> dict[tuple[str, ...], float]:
         totals = {"phone_to_browser": 0.0, "browser_to_phone": 0.0}
@@ -206,6 +227,7 @@ class CallManager(Subsystem):
     def attach(self, page: Page) -> None:
         """A page connected: tell it its calls and registration."""
         self.pages.add(page)
+        self.stack.preload()  # a page that can take calls: have the WebRTC stack ready
 
     def detach(self, page: Page) -> None:
         """A page went away: its calls end (tab closed, network lost)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.media.endpoint import PortAllocator
 from appliance.media.sdes import CryptoAttribute, SdesError, SrtpContext, choose_answer, new_crypto
@@ -21,7 +21,9 @@ from appliance.media.sdp import Media, SdpError, SessionDescription, answer_dire
 from appliance.rtt.bridge import TextBridge, TextSettings
 from appliance.rtt.sdp import LocalText, PhoneText, read_text
 from appliance.rtt.transcript import Transcript
-from appliance.webrtc.leg import WebRtcLeg
+
+if TYPE_CHECKING:
+    from appliance.webrtc.leg import WebRtcLeg
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass
 
 _HEADER = struct.Struct("!BBHII")
+_EXTENSION = struct.Struct("!HH")  # profile-defined bits and length in words (§5.3.1)
 MAX_DROPOUT = 3000  # RFC 3550 A.1: a forward jump beyond this is a restarted stream
 MAX_MISORDER = 100  # RFC 3550 A.1: a packet further behind than this is a restart too
 
@@ -48,36 +49,53 @@ class RtpPacket:
         first, second, sequence, timestamp, ssrc = _HEADER.unpack_from(data)
         if first >> 6 != 2:
             raise RtpError(f"RTP version {first >> 6}, expected 2")
-        offset = 12 + 4 * (first & 0x0F)
+        if first == 0x80:  # no padding, extension or CSRCs: a phone's audio, every 20 ms
+            return cls(second & 0x7F, sequence, timestamp, ssrc, second > 0x7F, data[12:])
+        count = first & 0x0F
+        offset = 12 + 4 * count
         if len(data) < offset:
             raise RtpError("truncated CSRC list")
-        csrcs = struct.unpack_from(f"!{first & 0x0F}I", data, 12)
+        csrcs = struct.unpack_from(f"!{count}I", data, 12) if count else ()
         extension = None
         if first & 0x10:
             if len(data) < offset + 4:
                 raise RtpError("truncated header extension")
-            profile, words = struct.unpack_from("!HH", data, offset)
+            profile, words = _EXTENSION.unpack_from(data, offset)
             end = offset + 4 + 4 * words
             if len(data) < end:
                 raise RtpError("truncated header extension")
-            extension = (profile, bytes(data[offset + 4 : end]))
+            extension = (profile, data[offset + 4 : end])
             offset = end
         end = len(data)
         if first & 0x20:
-            padding = data[-1]
+            padding = data[-1]  # RFC 3550 §5.1: the last octet counts the padding
             if padding == 0 or offset + padding > end:
                 raise RtpError("bad padding length")
             end -= padding
-        return cls(
-            payload_type=second & 0x7F, sequence=sequence, timestamp=timestamp, ssrc=ssrc,
-            marker=bool(second & 0x80), payload=bytes(data[offset:end]), csrcs=csrcs,
-            extension=extension,
-        )  # fmt: skip
+        marker, payload = second > 0x7F, data[offset:end]
+        return cls(second & 0x7F, sequence, timestamp, ssrc, marker, payload, csrcs, extension)
+
+    @property
+    def sequence_number(self) -> int:
+        """The sequence number under the name aiortc's receiver statistics read."""
+        return self.sequence
 
     def serialize(self) -> bytes:
         """The packet's bytes (no padding); RtpError when a field does not fit (§5.1)."""
         if not 0 <= self.payload_type <= 127:
             raise RtpError(f"payload type {self.payload_type} does not fit in 7 bits")
+        if not self.csrcs and self.extension is None:  # what a relay sends, every 20 ms
+            try:
+                header = _HEADER.pack(
+                    0x80,
+                    (0x80 if self.marker else 0) | self.payload_type,
+                    self.sequence & 0xFFFF,
+                    self.timestamp & 0xFFFFFFFF,
+                    self.ssrc,
+                )
+            except struct.error:
+                raise RtpError("SSRC and CSRC identifiers are 32-bit") from None
+            return header + self.payload
         if len(self.csrcs) > 15:
             raise RtpError(f"{len(self.csrcs)} CSRCs, at most 15 fit")
         if not 0 <= self.ssrc <= 0xFFFFFFFF or not all(0 <= c <= 0xFFFFFFFF for c in self.csrcs):
@@ -167,7 +185,4 @@ class StreamRewriter:
             self._last_time = now
         self._last_in_seq = packet.sequence
         self.forwarded += 1
-        return RtpPacket(
-            payload_type=payload_type, sequence=sequence, timestamp=timestamp, ssrc=self.ssrc,
-            marker=marker, payload=packet.payload,
-        )  # fmt: skip
+        return RtpPacket(payload_type, sequence, timestamp, self.ssrc, marker, packet.payload)

@@ -11,10 +11,14 @@ and sockets. It hooks, on one peer connection's objects only (aiortc 1.16.0, aio
   ``StunProtocol.datagram_received`` of its UDP sockets (``Connection._protocols``),
   which passes datagrams starting with 128 to 191 there without trying STUN first. SRTP
   packets (first byte 128 to 191, RFC 7983 §7; not RTCP, RFC 5761 §4) are unprotected with
-  ``RTCDtlsTransport._rx_srtp`` once ``RTCDtlsTransport._state`` is ``CONNECTED``,
-  parsed with ``_rtp_header_extensions_map``, routed with ``_rtp_router.route_rtp`` and
-  handed to the receiver tap (:func:`appliance.webrtc.hooks.tap_receiver`), which keeps
-  the receiver's statistics (its RTCP receiver reports) fed. STUN, DTLS, SCTP, SRTCP and
+  ``RTCDtlsTransport._rx_srtp`` once ``RTCDtlsTransport._state`` is ``CONNECTED`` and
+  parsed as the box's own :class:`~appliance.media.rtp.RtpPacket` (header extensions
+  kept as bytes: they describe this leg only). A packet whose SSRC the transport's
+  ``_rtp_router`` already routes to the receiver (``ssrc_table``, ``payload_type_table``)
+  goes straight to the receiver tap (:func:`appliance.webrtc.hooks.tap_receiver`), which
+  keeps the receiver's statistics (its RTCP receiver reports) fed; the first packet of a
+  source is routed by ``_rtp_router.route_rtp``, which reads only its SSRC and payload
+  type. STUN, DTLS, SCTP, SRTCP and
   everything before DTLS is up take aiortc's normal path, unchanged.
 * **send**: packets are built here with the sender's SSRC (``RTCRtpSender._ssrc``),
   payload type, ``sdes:mid`` extension (``_RTCRtpSender__mid`` through the sender's
@@ -51,7 +55,10 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RtpPacket, is_rtcp
+from aiortc.rtp import RtpPacket as AiortcPacket
+from aiortc.rtp import is_rtcp
+
+from appliance.media.rtp import RtpError, RtpPacket
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +77,7 @@ _COMPONENT_RTP = 1
 
 def ntp_now() -> int:
     """The wall clock as a 64-bit NTP timestamp (RFC 3550 §4)."""
-    now = time.time() + NTP_UNIX_OFFSET
-    seconds = int(now)
-    return (seconds << 32) | int((now - seconds) * 4294967296.0)
+    return int((time.time() + NTP_UNIX_OFFSET) * 4294967296.0)  # to 0.5 µs: a double's 53 bits
 
 
 class IdleTrack(MediaStreamTrack):
@@ -139,11 +144,16 @@ class FastReceiver:
                 self.undecryptable += 1
                 return
             try:
-                packet = RtpPacket.parse(plain, dtls._rtp_header_extensions_map)
-            except ValueError:
+                packet = RtpPacket.parse(plain)
+            except RtpError:
                 self.unparsable += 1
                 return
-            target = dtls._rtp_router.route_rtp(packet)
+            router = dtls._rtp_router
+            target: Any = receiver  # a known source: what route_rtp would answer
+            if router.ssrc_table.get(packet.ssrc) is not receiver or receiver not in (
+                router.payload_type_table.get(packet.payload_type) or ()
+            ):
+                target = router.route_rtp(packet)  # type: ignore[arg-type]  # SSRC and PT
             if target is receiver:
                 self.fast += 1
                 try:
@@ -151,7 +161,12 @@ class FastReceiver:
                 except Exception:
                     log.exception("relaying a browser packet failed")
             elif target is not None:
-                _keep(asyncio.ensure_future(target._handle_rtp_packet(packet, clock.current_ms())))
+                try:
+                    theirs = AiortcPacket.parse(plain, dtls._rtp_header_extensions_map)
+                except ValueError:
+                    self.unparsable += 1
+                    return
+                _keep(asyncio.ensure_future(target._handle_rtp_packet(theirs, clock.current_ms())))
 
         connection.data_received = data_received  # type: ignore[method-assign]
         for protocol in connection._protocols:
@@ -193,11 +208,14 @@ class FastSender:
         self.relayed_via_aiortc = 0
         self._first = 0
         self._tail = b""
+        self._pair: Any = None  # the nominated pair the cached address and sendto belong to
+        self._address: tuple[str, int] = ("", 0)
+        self._sendto: Callable[[bytes, tuple[str, int]], None] | None = None
 
     def _template(self, payload_type: int) -> None:
         """The fixed header parts as aiortc's sender writes them: SSRC and extensions."""
         sender = self.sender
-        template = RtpPacket(payload_type=payload_type, ssrc=sender._ssrc)
+        template = AiortcPacket(payload_type=payload_type, ssrc=sender._ssrc)
         template.extensions.mid = sender._RTCRtpSender__mid  # type: ignore[attr-defined]
         data = template.serialize(
             sender._RTCRtpSender__rtp_header_extensions_map  # type: ignore[attr-defined]
@@ -237,10 +255,15 @@ class FastSender:
             self.dropped += 1
             return False
         self.sequence = (self.sequence + 1) & 0xFFFF
-        protocol = pair.protocol
-        if type(protocol) is StunProtocol:
+        if pair is not self._pair:  # a new nomination (ICE restart, RFC 8445 §8.1.1)
+            self._pair = pair
+            self._address = pair.remote_addr
+            protocol = pair.protocol
+            self._sendto = protocol.transport.sendto if type(protocol) is StunProtocol else None
+        sendto = self._sendto
+        if sendto is not None:
             data = tx.protect(plain)
-            protocol.transport.sendto(data, pair.remote_addr)
+            sendto(data, self._address)
             dtls._RTCDtlsTransport__tx_bytes += len(data)  # type: ignore[attr-defined]
             dtls._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
         else:

@@ -6,7 +6,8 @@ alone; both are needed for a relay. The hooks, each one assignment, are:
 * :func:`tap_receiver` replaces ``RTCRtpReceiver._handle_rtp_packet`` on one receiver
   instance: packets reach the relay as they leave SRTP, before depayloading, the jitter
   buffer (~80 ms) and the decoder, which therefore never run. RTCP reception statistics
-  are still fed, so aiortc's receiver reports stay truthful.
+  are still fed, so aiortc's receiver reports stay truthful. The relay gets the box's own
+  :class:`appliance.media.rtp.RtpPacket`, the type the phone leg uses.
 * :func:`set_host_addresses` replaces ``aioice.ice.get_host_addresses`` (process-wide)
   so host candidates are the configured ICE addresses or interfaces, loopback included
   when it is configured (aioice drops 127.0.0.1 by itself).
@@ -26,9 +27,11 @@ from typing import Any
 import aioice
 import aioice.ice
 import aiortc
-import ifaddr
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtpPacket as AiortcPacket
+
+from appliance.media.rtp import RtpPacket
+from appliance.webrtc.host_addresses import interface_addresses
 
 log = logging.getLogger(__name__)
 
@@ -66,34 +69,24 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink) -> PacketSink:
         stats = streams.get(packet.ssrc)
         if stats is None:
             stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
-        stats.add(packet)
+        stats.add(packet)  # type: ignore[arg-type]  # reads sequence_number and timestamp
         sink(packet)
 
-    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
-        deliver(packet)
+    async def handle(packet: AiortcPacket, arrival_time_ms: int) -> None:
+        deliver(from_aiortc(packet))
 
     receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
     return deliver
 
 
-def interface_addresses(interfaces: Iterable[str] = (), *, loopback: bool = False) -> list[str]:
-    """Addresses of the named interfaces (all when none are named), IPv4 and global IPv6."""
-    wanted = set(interfaces)
-    out: list[str] = []
-    for adapter in ifaddr.get_adapters():
-        if wanted and adapter.nice_name not in wanted and adapter.name not in wanted:
-            continue
-        for ip in adapter.ips:
-            if isinstance(ip.ip, str):
-                if loopback or not ip.ip.startswith("127."):
-                    out.append(ip.ip)
-            elif (
-                ip.ip[2] == 0
-                and (loopback or ip.ip[0] != "::1")
-                and not ip.ip[0].startswith("fe80")
-            ):
-                out.append(ip.ip[0])
-    return out
+def from_aiortc(packet: AiortcPacket) -> RtpPacket:
+    """An RTP packet aiortc parsed, as the relay takes it (header extensions dropped:
+    they describe the browser leg only, RFC 8285)."""
+    return RtpPacket(
+        payload_type=packet.payload_type, sequence=packet.sequence_number,
+        timestamp=packet.timestamp, ssrc=packet.ssrc, marker=bool(packet.marker),
+        payload=packet.payload, csrcs=tuple(packet.csrc),
+    )  # fmt: skip
 
 
 def set_host_addresses(addresses: Iterable[str] = (), interfaces: Iterable[str] = ()) -> None:

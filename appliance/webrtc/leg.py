@@ -34,10 +34,11 @@ from aiortc import (
 )
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RtpPacket
 from aiortc.sdp import candidate_from_sdp
 
+from appliance.config.schema import WebRtcConfig
 from appliance.media.codecs import RELAYABLE, Codec
+from appliance.media.rtp import RtpPacket
 from appliance.webrtc.fastpath import FastReceiver, FastSender, IdleTrack
 from appliance.webrtc.hooks import tap_receiver
 
@@ -79,6 +80,14 @@ class PassthroughTrack(MediaStreamTrack):
     async def recv(self) -> av.Packet[Any]:
         """The next payload for aiortc's sender."""
         return await self._queue.get()
+
+
+def ice_servers(config: WebRtcConfig) -> list[RTCIceServer]:
+    """The ``[webrtc]`` STUN and TURN servers, as aiortc takes them (RFC 8445 §5.1.1.2)."""
+    return [RTCIceServer(urls=url) for url in config.stun_servers] + [
+        RTCIceServer(urls=t.url, username=t.username, credential=t.credential)
+        for t in config.turn_servers
+    ]
 
 
 @dataclass(frozen=True)
@@ -136,14 +145,11 @@ class WebRtcLeg:
             )
         )
         transceiver.sender.replaceTrack(self.track)
-        deliver = tap_receiver(transceiver.receiver, self._received)
+        # Straight to the call: its rewriter relays the negotiated payload type only.
+        deliver = tap_receiver(transceiver.receiver, self._on_audio)
         self.fast_receiver = FastReceiver(transceiver.receiver, deliver)
         self.fast_sender = FastSender(transceiver.sender)
         self.audio = transceiver
-
-    def _received(self, packet: RtpPacket) -> None:
-        if self.negotiated is not None and packet.payload_type == self.negotiated.payload_type:
-            self._on_audio(packet)
 
     async def make_offer(self, codecs: list[Codec], direction: str = "sendrecv") -> str:
         """The box offers (an incoming SIP call): audio limited to ``codecs``, in order;

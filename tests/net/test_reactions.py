@@ -140,6 +140,7 @@ import asyncio, sys
 from aiortc import RTCPeerConnection
 from appliance.config.schema import WebRtcConfig
 from appliance.runtime.metrics import Metrics
+from appliance.webrtc.hooks import set_host_addresses
 from appliance.webrtc.host_addresses import HostAddresses
 
 async def offer():
@@ -152,6 +153,7 @@ async def offer():
 
 async def main():
     hosts = HostAddresses(WebRtcConfig(), Metrics())
+    hosts.attach(set_host_addresses)  # as the call manager does once the stack is loaded
     for _ in sys.stdin:
         changed = hosts.refresh()
         print(changed, *await offer(), flush=True)

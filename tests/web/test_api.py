@@ -3,6 +3,7 @@ messages answered with error objects on a socket that stays open (docs/api.md)."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -23,9 +24,14 @@ PASSWORD = "desk-one-password"
 
 
 class Box:
-    def __init__(self, port: int, cafile: Path) -> None:
+    def __init__(self, port: int, cafile: Path, service: ServiceProcess) -> None:
         self.base = f"https://localhost:{port}"
         self.ssl = ssl.create_default_context(cafile=str(cafile))
+        self.service = service
+
+    def maps(self, library: str) -> bool:
+        """Whether the service process has ``library`` mapped."""
+        return library in Path(f"/proc/{self.service.proc.pid}/maps").read_text()
 
 
 @pytest.fixture
@@ -44,7 +50,7 @@ def box(
         )
     proc = run_service(config)
     proc.wait_log("call-takers' page")
-    return Box(load_config(config).web.port, tmp_path / "state" / "tls" / "web.crt")
+    return Box(load_config(config).web.port, tmp_path / "state" / "tls" / "web.crt", proc)
 
 
 @pytest_asyncio.fixture
@@ -106,6 +112,23 @@ async def test_welcome_names_the_operator_and_the_ice_servers(
         assert registration["state"] == "registered"
         assert registration["aor"].startswith("sip:desk1@")
         assert await receive(ws) == {"type": "result", "for": "register", "id": "r1"}
+
+
+async def test_the_webrtc_stack_loads_when_a_page_connects(
+    box: Box, session: aiohttp.ClientSession
+) -> None:
+    """The service runs without aiortc and PyAV's FFmpeg libraries until a page that can
+    take calls connects; then it loads them, so that page's first call does not wait."""
+    assert not box.maps("libavcodec")
+    assert "WebRTC stack loaded" not in box.service.log
+    async with session.ws_connect(
+        box.base + "/api/v1/ws", ssl=box.ssl, headers={"Origin": box.base}
+    ) as ws:
+        assert (await receive(ws))["type"] == "welcome"
+        await asyncio.to_thread(box.service.wait_log, "WebRTC stack loaded", 30.0)
+        assert box.maps("libavcodec")
+        await ws.send_json({"type": "hello", "id": "h1"})  # the socket still answers
+        assert (await receive(ws))["for"] == "hello"
 
 
 BAD = [

@@ -13,10 +13,10 @@ import pytest
 from aiortc import RTCSessionDescription
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RtpPacket
 from aiortc.stats import RTCRemoteInboundRtpStreamStats, RTCRemoteOutboundRtpStreamStats
 
 from appliance.media.codecs import PCMA, PCMU
+from appliance.media.rtp import RtpPacket as BoxPacket
 from appliance.webrtc.hooks import set_host_addresses
 from appliance.webrtc.leg import WebRtcLeg
 from tests.waiting import until
@@ -32,7 +32,7 @@ def loopback_ice() -> Iterator[None]:
 
 
 async def connected_pair(
-    box_in: list[RtpPacket], *, install_early: bool = False, data_channel: bool = False
+    box_in: list[BoxPacket], *, install_early: bool = False, data_channel: bool = False
 ) -> tuple[WebRtcLeg, Browser]:
     """The box offers PCMU, the browser answers; both connected."""
     box = WebRtcLeg([], on_audio=box_in.append, on_state=lambda s: None)
@@ -57,7 +57,7 @@ def box_sender(box: WebRtcLeg) -> RTCRtpSender:
 
 
 async def test_audio_both_ways_byte_exact_through_the_fast_path() -> None:
-    box_in: list[RtpPacket] = []
+    box_in: list[BoxPacket] = []
     box, browser = await connected_pair(box_in)
     assert box.fast_sender is not None and box.fast_receiver is not None
     payloads = [bytes([n]) * 100 + n.to_bytes(2, "big") * 30 for n in range(50)]
@@ -125,7 +125,7 @@ async def test_audio_both_ways_byte_exact_through_the_fast_path() -> None:
 
 
 async def test_nothing_is_sent_before_dtls_and_the_early_hook_passes_ice_and_dtls() -> None:
-    box_in: list[RtpPacket] = []
+    box_in: list[BoxPacket] = []
     box = WebRtcLeg([], on_audio=box_in.append, on_state=lambda s: None)
     await box.make_offer([PCMA])
     assert not box.send_audio(b"\xd5" * 160, 0)  # nothing negotiated yet
@@ -164,7 +164,7 @@ async def test_payloads_before_the_dtls_handshake_are_dropped_not_queued() -> No
 
 
 async def test_data_channels_and_forged_srtp_beside_the_fast_path() -> None:
-    box_in: list[RtpPacket] = []
+    box_in: list[BoxPacket] = []
     box, browser = await connected_pair(box_in, data_channel=True)
     assert box.fast_receiver is not None and box.fast_receiver.hooked is not None
     # SCTP over DTLS still reaches aiortc: the browser's channel echoes to the box.

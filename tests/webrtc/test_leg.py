@@ -12,6 +12,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtp import RtpPacket
 
 from appliance.media.codecs import G722, OPUS, PCMA, PCMU
+from appliance.media.rtp import RtpPacket as BoxPacket
 from appliance.webrtc.hooks import set_host_addresses, tap_receiver
 from appliance.webrtc.leg import PassthroughTrack, WebRtcLeg
 from tests.waiting import until
@@ -37,10 +38,18 @@ class Browser:
         transceiver = next(t for t in self.pc.getTransceivers() if t.kind == "audio")
         transceiver.direction = "sendrecv"
         transceiver.sender.replaceTrack(self.track)
-        tap_receiver(transceiver.receiver, self.received.append)
+        receiver = transceiver.receiver
+        tap_receiver(receiver, lambda packet: None)  # statistics, no decoder
+        tapped = receiver._handle_rtp_packet
+
+        async def record(packet: RtpPacket, arrival_time_ms: int) -> None:
+            self.received.append(packet)  # as aiortc parsed it, header extensions included
+            await tapped(packet, arrival_time_ms)
+
+        receiver._handle_rtp_packet = record  # type: ignore[method-assign]
 
 
-async def exchange(box: WebRtcLeg, box_in: list[RtpPacket], browser: Browser, clock: int) -> None:
+async def exchange(box: WebRtcLeg, box_in: list[BoxPacket], browser: Browser, clock: int) -> None:
     payloads = [bytes([i]) * 160 for i in range(1, 30)]
     for n, payload in enumerate(payloads):
         box.send_audio(payload, n * 160)
@@ -53,7 +62,7 @@ async def exchange(box: WebRtcLeg, box_in: list[RtpPacket], browser: Browser, cl
 
 
 async def test_box_offers_the_phones_codecs_only() -> None:
-    box_in: list[RtpPacket] = []
+    box_in: list[BoxPacket] = []
     states: list[str] = []
     box = WebRtcLeg([], on_audio=box_in.append, on_state=states.append)
     offer = await box.make_offer([PCMA, PCMU])
@@ -75,7 +84,7 @@ async def test_box_offers_the_phones_codecs_only() -> None:
 
 
 async def test_browser_offers_and_the_box_answers_with_one_codec() -> None:
-    box_in: list[RtpPacket] = []
+    box_in: list[BoxPacket] = []
     box = WebRtcLeg([], on_audio=box_in.append, on_state=lambda s: None)
     browser = Browser()
     browser.pc.addTransceiver("audio", direction="sendrecv")
