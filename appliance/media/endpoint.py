@@ -24,7 +24,7 @@ from typing import cast
 from appliance.media.rtcp import MIN_INTERVAL, RtcpError, RtcpSession, parse_compound
 from appliance.media.rtp import RtpError, RtpPacket, is_rtcp
 from appliance.media.sdes import SrtpContext, SrtpError
-from appliance.media.sdp import is_null_address
+from appliance.media.sdp import NULL_ADDRESSES, is_null_address
 
 log = logging.getLogger(__name__)
 
@@ -217,14 +217,15 @@ class RtpEndpoint:
 
     def send(self, packet: RtpPacket) -> None:
         """Send one RTP packet to the phone (protected when SRTP is on)."""
-        if self.remote is None or self._rtp is None or self._rtp.transport is None:
+        remote, sock = self.remote, self._rtp
+        if remote is None or sock is None or sock.transport is None:
             return
-        if is_null_address(self.remote[0]) or self.remote[1] == 0:
+        if remote[1] == 0 or remote[0] in NULL_ADDRESSES:  # on hold the RFC 2543 way
             return
         data = packet.serialize()
         if self.srtp is not None:
             data = self.srtp.protect(data)
-        self._rtp.transport.sendto(data, self.remote)
+        sock.transport.sendto(data, remote)
         self.stats.sent += 1
         if self.rtcp is not None:
             self.rtcp.rtp_sent(packet, time.monotonic())

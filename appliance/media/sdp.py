@@ -240,9 +240,12 @@ class SessionDescription:
         raise SdpError("bad o= line")
 
 
+NULL_ADDRESSES = frozenset(("0.0.0.0", "::"))  # noqa: S104 - compared, never bound
+
+
 def is_null_address(address: str) -> bool:
     """``c=0.0.0.0``: the RFC 2543 way of putting a stream on hold (RFC 3264 §8.4)."""
-    return address in ("0.0.0.0", "::")  # noqa: S104 - compared, never bound
+    return address in NULL_ADDRESSES
 
 
 def _connection_address(value: str) -> str | None:

@@ -56,7 +56,6 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtpPacket as AiortcPacket
-from aiortc.rtp import is_rtcp
 
 from appliance.media.rtp import RtpError, RtpPacket
 
@@ -75,9 +74,10 @@ _HEAD = struct.Struct("!BBHL")
 _COMPONENT_RTP = 1
 
 
-def ntp_now() -> int:
-    """The wall clock as a 64-bit NTP timestamp (RFC 3550 §4)."""
-    return int((time.time() + NTP_UNIX_OFFSET) * 4294967296.0)  # to 0.5 µs: a double's 53 bits
+def ntp_now(clock: Callable[[], float] = time.time) -> int:
+    """The wall clock as a 64-bit NTP timestamp (RFC 3550 §4), to 0.5 µs (a double's
+    53 bits)."""
+    return int((clock() + NTP_UNIX_OFFSET) * 4294967296.0)
 
 
 class IdleTrack(MediaStreamTrack):
@@ -130,8 +130,8 @@ class FastReceiver:
                 rx is None
                 or len(data) < 12
                 or component != _COMPONENT_RTP
-                or not 127 < data[0] < 192
-                or is_rtcp(data)
+                or data[0] >> 6 != 2  # RFC 7983 §7: 128-191 is RTP or RTCP
+                or 63 < data[1] & 0x7F < 96  # RTCP packet types 192-223 (RFC 5761 §4)
                 or dtls._state is not State.CONNECTED
             ):
                 original(data, component)
