@@ -652,19 +652,20 @@ class Call:
             return
         if packet.payload_type != audio.phone_pt or self.held_here:
             return
-        out = audio.to_browser.rewrite(packet, time.monotonic())
+        out = audio.to_browser.forward(packet, time.monotonic())
         if out is not None:
             audio.from_phone += 1
-            self.webrtc.send_audio(out.payload, out.timestamp, out.marker)
+            self.webrtc.send_audio(packet.payload, out[2], out[3])
 
     def _from_browser(self, packet: RtpPacket) -> None:
         audio = self.audio
         if audio is None or self.endpoint is None or self.held_here or self._dtmf_active:
             return
-        out = audio.to_phone.rewrite(packet, time.monotonic())
+        to_phone = audio.to_phone
+        out = to_phone.forward(packet, time.monotonic())
         if out is not None:
             audio.from_browser += 1
-            self.endpoint.send(out)
+            self.endpoint.send_relayed(out, to_phone.ssrc, packet.payload)
 
     # ----- ending ------------------------------------------------------------------------------
 

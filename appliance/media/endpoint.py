@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from appliance.media.rtcp import MIN_INTERVAL, RtcpError, RtcpSession, parse_com
 from appliance.media.rtp import RtpError, RtpPacket, is_rtcp
 from appliance.media.sdes import SrtpContext, SrtpError
 from appliance.media.sdp import NULL_ADDRESSES, is_null_address
+
+_PLAIN_HEADER = struct.Struct("!BBHII")  # RFC 3550 §5.1, no CSRC
 
 log = logging.getLogger(__name__)
 
@@ -217,18 +220,29 @@ class RtpEndpoint:
 
     def send(self, packet: RtpPacket) -> None:
         """Send one RTP packet to the phone (protected when SRTP is on)."""
+        self._send(packet.serialize(), packet.timestamp, len(packet.payload))
+
+    def send_relayed(self, numbers: tuple[int, int, int, bool], ssrc: int, payload: bytes) -> None:
+        """:meth:`send` for relayed audio: ``numbers`` are the payload type, sequence
+        number, timestamp and marker from
+        :meth:`~appliance.media.rtp.StreamRewriter.forward`; a 12-byte header
+        (RFC 3550 §5.1: no CSRCs, no extension) and the payload as it came."""
+        payload_type, sequence, timestamp, marker = numbers
+        header = _PLAIN_HEADER.pack(0x80, marker << 7 | payload_type, sequence, timestamp, ssrc)
+        self._send(header + payload, timestamp, len(payload))
+
+    def _send(self, data: bytes, timestamp: int, payload_size: int) -> None:
         remote, sock = self.remote, self._rtp
         if remote is None or sock is None or sock.transport is None:
             return
         if remote[1] == 0 or remote[0] in NULL_ADDRESSES:  # on hold the RFC 2543 way
             return
-        data = packet.serialize()
         if self.srtp is not None:
             data = self.srtp.protect(data)
         sock.transport.sendto(data, remote)
         self.stats.sent += 1
         if self.rtcp is not None:
-            self.rtcp.rtp_sent(packet, time.monotonic())
+            self.rtcp.rtp_sent(timestamp, payload_size, time.monotonic())
 
     def send_rtcp(self, data: bytes) -> None:
         """Send one compound RTCP packet (RFC 3550 §6)."""

@@ -390,13 +390,13 @@ class RtcpSession:
         if stats.add(packet.sequence, packet.timestamp, now) and packet.ssrc not in self._heard:
             self._heard.append(packet.ssrc)
 
-    def rtp_sent(self, packet: RtpPacket, now: float) -> None:
-        """An RTP packet the box sent to the phone."""
+    def rtp_sent(self, timestamp: int, payload_size: int, now: float) -> None:
+        """An RTP packet the box sent to the phone: its timestamp and payload octets."""
         self.packets_sent += 1
-        self.octets_sent += len(packet.payload)
+        self.octets_sent += payload_size  # RFC 3550 §6.4.1: payload octets only
         self._sent_this_interval = self._sent_anything = True
-        if self._anchor is None or packet.timestamp != self._anchor[0]:
-            self._anchor = (packet.timestamp, now)
+        if self._anchor is None or timestamp != self._anchor[0]:
+            self._anchor = (timestamp, now)
 
     def rtcp_received(self, data: bytes, now: float) -> list[RtcpPacket]:
         """A compound RTCP packet from the phone (already SRTCP-verified); RtcpError if

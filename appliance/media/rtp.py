@@ -160,16 +160,25 @@ class StreamRewriter:
 
     def rewrite(self, packet: RtpPacket, now: float) -> RtpPacket | None:
         """The packet as the far leg gets it; None when its payload type is not relayed."""
+        out = self.forward(packet, now)
+        if out is None:
+            return None
+        payload_type, sequence, timestamp, marker = out
+        return RtpPacket(payload_type, sequence, timestamp, self.ssrc, marker, packet.payload)
+
+    def forward(self, packet: RtpPacket, now: float) -> tuple[int, int, int, bool] | None:
+        """:meth:`rewrite` as numbers: the far leg's payload type, sequence number,
+        timestamp and marker (its SSRC is :attr:`ssrc`); None when not relayed."""
         payload_type = self.payload_map.get(packet.payload_type)
         if payload_type is None:
             self.dropped_payload_type += 1
             return None
-        jump = (packet.sequence - self._last_in_seq) & 0xFFFF
-        new_source = packet.ssrc != self._source
-        if new_source or MAX_DROPOUT < jump < 0x10000 - MAX_MISORDER:
+        in_sequence = packet.sequence
+        jump = (in_sequence - self._last_in_seq) & 0xFFFF
+        if packet.ssrc != self._source or MAX_DROPOUT < jump < 0x10000 - MAX_MISORDER:
             # RFC 3550 §8.2/A.1: a new source or a restarted stream. Continue our numbering
             # and advance our clock by the wall time that passed.
-            self._seq_offset = (self._sequence + 1 - packet.sequence) & 0xFFFF
+            self._seq_offset = (self._sequence + 1 - in_sequence) & 0xFFFF
             self._ts_offset = (self.timestamp_at(now) - packet.timestamp) & 0xFFFFFFFF
             if self._source is not None and self._last_time is not None:
                 self._ts_offset = (self._ts_offset + 1) & 0xFFFFFFFF
@@ -177,12 +186,12 @@ class StreamRewriter:
             marker = True
         else:
             marker = packet.marker
-        sequence = (packet.sequence + self._seq_offset) & 0xFFFF
+        sequence = (in_sequence + self._seq_offset) & 0xFFFF
         timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
         if ((sequence - self._sequence) & 0xFFFF) < 0x8000:  # newest so far
             self._sequence = sequence
             self._last_out_ts = timestamp
             self._last_time = now
-        self._last_in_seq = packet.sequence
+        self._last_in_seq = in_sequence
         self.forwarded += 1
-        return RtpPacket(payload_type, sequence, timestamp, self.ssrc, marker, packet.payload)
+        return payload_type, sequence, timestamp, marker
