@@ -655,7 +655,8 @@ class Call:
         out = audio.to_browser.forward(packet, time.monotonic())
         if out is not None:
             audio.from_phone += 1
-            self.webrtc.send_audio(packet.payload, out[2], out[3])
+            _, _, timestamp, marker = out  # the browser leg numbers its own packets
+            self.webrtc.send_audio(packet.payload, timestamp, marker)
 
     def _from_browser(self, packet: RtpPacket) -> None:
         audio = self.audio

@@ -133,7 +133,6 @@ class CallManager(Subsystem):
             ["direction"],
             read=self._relayed,
         )
-
         metrics.gauge(
             "appliance_webrtc_stack_loaded",
             "1 once the WebRTC stack (aiortc) is loaded: at the first page or call.",

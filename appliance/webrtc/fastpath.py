@@ -18,15 +18,16 @@ and sockets. It hooks, on one peer connection's objects only (aiortc 1.16.0, aio
   goes straight to the receiver tap (:func:`appliance.webrtc.hooks.tap_receiver`), which
   keeps the receiver's statistics (its RTCP receiver reports) fed; the first packet of a
   source is routed by ``_rtp_router.route_rtp``, which reads only its SSRC and payload
-  type. STUN, DTLS, SCTP, SRTCP and
-  everything before DTLS is up take aiortc's normal path, unchanged.
+  type. STUN, DTLS, SCTP, SRTCP and everything before DTLS is up take aiortc's normal
+  path, unchanged.
 * **send**: packets are built here with the sender's SSRC (``RTCRtpSender._ssrc``),
   payload type, ``sdes:mid`` extension (``_RTCRtpSender__mid`` through the sender's
   ``_RTCRtpSender__rtp_header_extensions_map``, as aiortc's own sender writes it) and
   their own sequence/timestamp continuity (RFC 3550 §5.1), protected with
   ``RTCDtlsTransport._tx_srtp`` and written to the socket of the nominated ICE pair
-  (``Connection._nominated``) at once. When that pair is not a plain UDP socket (a TURN
-  relay) the packet takes aiortc's ``RTCDtlsTransport._send_rtp`` instead. The sender's
+  (``Connection._nominated``; its address and socket are kept until another pair is
+  nominated) at once. When that pair is not a plain UDP socket (a TURN relay) the packet
+  takes aiortc's ``RTCDtlsTransport._send_rtp`` instead. The sender's
   RTCP sender-report counters (``_RTCRtpSender__packet_count``, ``__octet_count``,
   ``__rtp_timestamp``, ``__ntp_timestamp``) are kept as aiortc's sender keeps them, so
   its sender reports stay true (RFC 3550 §6.4.1). aiortc's own RTP task stays idle: its
