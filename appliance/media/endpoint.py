@@ -16,18 +16,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
 from appliance.media.rtcp import MIN_INTERVAL, RtcpError, RtcpSession, parse_compound
-from appliance.media.rtp import RtpError, RtpPacket, is_rtcp
+from appliance.media.rtp import FIXED_HEADER, RtpError, RtpPacket, is_rtcp
 from appliance.media.sdes import SrtpContext, SrtpError
 from appliance.media.sdp import NULL_ADDRESSES, is_null_address
-
-_PLAIN_HEADER = struct.Struct("!BBHII")  # RFC 3550 §5.1, no CSRC
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +225,7 @@ class RtpEndpoint:
         :meth:`~appliance.media.rtp.StreamRewriter.forward`; a 12-byte header
         (RFC 3550 §5.1: no CSRCs, no extension) and the payload as it came."""
         payload_type, sequence, timestamp, marker = numbers
-        header = _PLAIN_HEADER.pack(0x80, marker << 7 | payload_type, sequence, timestamp, ssrc)
+        header = FIXED_HEADER.pack(0x80, marker << 7 | payload_type, sequence, timestamp, ssrc)
         self._send(header + payload, timestamp, len(payload))
 
     def _send(self, data: bytes, timestamp: int, payload_size: int) -> None:

@@ -13,7 +13,9 @@ import secrets
 import struct
 from dataclasses import dataclass
 
-_HEADER = struct.Struct("!BBHII")
+FIXED_HEADER = struct.Struct("!BBHII")
+"""The 12 octets every RTP packet starts with (RFC 3550 §5.1): V/P/X/CC, M/PT, sequence
+number, timestamp, SSRC."""
 _EXTENSION = struct.Struct("!HH")  # profile-defined bits and length in words (§5.3.1)
 MAX_DROPOUT = 3000  # RFC 3550 A.1: a forward jump beyond this is a restarted stream
 MAX_MISORDER = 100  # RFC 3550 A.1: a packet further behind than this is a restart too
@@ -46,7 +48,7 @@ class RtpPacket:
         """Parse a packet (RFC 3550 §5.1, §5.3.1); RtpError when it is not one."""
         if len(data) < 12:
             raise RtpError(f"{len(data)} bytes is shorter than an RTP header")
-        first, second, sequence, timestamp, ssrc = _HEADER.unpack_from(data)
+        first, second, sequence, timestamp, ssrc = FIXED_HEADER.unpack_from(data)
         if first >> 6 != 2:
             raise RtpError(f"RTP version {first >> 6}, expected 2")
         if first == 0x80:  # no padding, extension or CSRCs: a phone's audio, every 20 ms
@@ -86,7 +88,7 @@ class RtpPacket:
             raise RtpError(f"payload type {self.payload_type} does not fit in 7 bits")
         if not self.csrcs and self.extension is None:  # what a relay sends, every 20 ms
             try:
-                header = _HEADER.pack(
+                header = FIXED_HEADER.pack(
                     0x80,
                     (0x80 if self.marker else 0) | self.payload_type,
                     self.sequence & 0xFFFF,
@@ -106,7 +108,7 @@ class RtpPacket:
             raise RtpError("header extension profile or length does not fit in 16 bits")
         first = 0x80 | len(self.csrcs) | (0x10 if self.extension is not None else 0)
         out = [
-            _HEADER.pack(
+            FIXED_HEADER.pack(
                 first,
                 (0x80 if self.marker else 0) | self.payload_type,
                 self.sequence & 0xFFFF,

@@ -58,7 +58,7 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtpPacket as AiortcPacket
 
-from appliance.media.rtp import RtpError, RtpPacket
+from appliance.media.rtp import RtpError, RtpPacket, is_rtcp
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def _keep(task: asyncio.Future[None]) -> None:
 
 
 NTP_UNIX_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01 (RFC 5905 §6)
-_HEAD = struct.Struct("!BBHL")
+_HEAD = struct.Struct("!BBHL")  # RFC 3550 §5.1 up to the timestamp; SSRC on in the template
 _COMPONENT_RTP = 1
 
 
@@ -132,7 +132,7 @@ class FastReceiver:
                 or len(data) < 12
                 or component != _COMPONENT_RTP
                 or data[0] >> 6 != 2  # RFC 7983 §7: 128-191 is RTP or RTCP
-                or 63 < data[1] & 0x7F < 96  # RTCP packet types 192-223 (RFC 5761 §4)
+                or is_rtcp(data)
                 or dtls._state is not State.CONNECTED
             ):
                 original(data, component)
