@@ -653,10 +653,10 @@ class Call:
         if packet.payload_type != audio.phone_pt or self.held_here:
             return
         out = audio.to_browser.forward(packet, time.monotonic())
-        if out is not None:
+        sender = self.webrtc.fast_sender
+        if out is not None and sender is not None:
             audio.from_phone += 1
-            _, _, timestamp, marker = out  # the browser leg numbers its own packets
-            self.webrtc.send_audio(packet.payload, timestamp, marker)
+            sender.send(packet.payload, out[2], out[3])  # the leg numbers its own packets
 
     def _from_browser(self, packet: RtpPacket) -> None:
         audio = self.audio

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from appliance.media.sdes import SrtpContext, SrtpError
 from appliance.media.sdp import NULL_ADDRESSES, is_null_address
 
 log = logging.getLogger(__name__)
+_AFTER_FIRST = struct.Struct("!BHII")  # RFC 3550 §5.1 after the first octet: M/PT to SSRC
 
 PacketHandler = Callable[[RtpPacket], None]
 RtcpHandler = Callable[[bytes], None]
@@ -52,6 +55,8 @@ class _Socket(asyncio.DatagramProtocol):
         self.endpoint = endpoint
         self.rtcp = rtcp
         self.transport: asyncio.DatagramTransport | None = None
+        if not rtcp:  # the RTP port's datagrams go straight to the endpoint
+            self.datagram_received = endpoint.rtp_datagram  # type: ignore[method-assign]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
@@ -79,6 +84,7 @@ class EndpointStats:
     rtcp_received: int = 0
     rtcp_sent: int = 0
     rtcp_malformed: int = 0
+    send_failures: int = 0
 
 
 class RtpEndpoint:
@@ -108,33 +114,46 @@ class RtpEndpoint:
         self.last_received = time.monotonic()
         self._rtp: _Socket | None = None
         self._rtcp: _Socket | None = None
+        self._rtp_sendto: Callable[[bytes, tuple[str, int]], object] | None = None
         self._allocator: PortAllocator | None = None
         self._latched = False
+        self._latched_at: tuple[str, int] | None = None  # for plain RTP's one-step path
 
     async def open(self, address: str, allocator: PortAllocator) -> int:
         """Bind an even/odd port pair on ``address``; returns the RTP port."""
-        loop = asyncio.get_running_loop()
         for port in allocator.candidates():
             try:
-                _, rtp = await loop.create_datagram_endpoint(
-                    lambda: _Socket(self, False), local_addr=(address, port)
-                )
+                rtp, rtp_socket = await self._bind(address, port, rtcp=False)
             except OSError:
                 continue
             try:
-                _, rtcp = await loop.create_datagram_endpoint(
-                    lambda: _Socket(self, True), local_addr=(address, port + 1)
-                )
+                rtcp, _ = await self._bind(address, port + 1, rtcp=True)
             except OSError:
                 assert rtp.transport is not None
                 rtp.transport.close()
                 continue
             self._rtp, self._rtcp = rtp, rtcp
+            self._rtp_sendto = rtp_socket.sendto
             self.local_address, self.port = address, port
             allocator.in_use.add(port)
             self._allocator = allocator
             return port
         raise OSError(f"no free RTP port pair on {address} in the configured range")
+
+    async def _bind(self, address: str, port: int, *, rtcp: bool) -> tuple[_Socket, socket.socket]:
+        """One UDP socket, kept for sending RTP without the transport's queue."""
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind((address, port))
+            _, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
+                lambda: _Socket(self, rtcp), sock=sock
+            )
+        except BaseException:
+            sock.close()
+            raise
+        return protocol, sock
 
     def set_remote(
         self, address: str, port: int, *, rtcp_port: int | None = None, rtcp_mux: bool = False
@@ -152,6 +171,34 @@ class RtpEndpoint:
         self.rtcp_mux = rtcp_mux
         self.remote_rtcp = (address, port if rtcp_mux else (rtcp_port or port + 1))
         self._latched = False
+        self._latched_at = None
+
+    def rtp_datagram(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        """A datagram on the RTP port. The common case, plain RTP with no CSRCs, no
+        extension and no padding (RFC 3550 §5.1) from the latched address, is handled
+        here in one step; everything else by :meth:`received`."""
+        try:
+            if (
+                addr == self._latched_at
+                and self.srtp is None
+                and len(data) >= 12
+                and data[0] == 0x80
+                and not 64 <= data[1] & 0x7F <= 95  # not RTCP (RFC 5761 §4)
+            ):
+                second, sequence, timestamp, ssrc = _AFTER_FIRST.unpack_from(data, 1)
+                packet = RtpPacket(
+                    second & 0x7F, sequence, timestamp, ssrc, second > 0x7F, data[12:]
+                )
+                self.stats.received += 1
+                self.last_received = now = time.monotonic()
+                if self.rtcp is not None:
+                    self.rtcp.rtp_received(packet, now)
+                self.on_packet(packet)
+                return
+            self.received(data, str(addr[0]), int(addr[1]), False)
+        except Exception:  # a peer's bytes never stop the endpoint
+            self.stats.malformed += 1
+            log.exception("RTP packet from %s dropped", addr)
 
     def received(self, data: bytes, host: str, port: int, on_rtcp_port: bool) -> None:
         """One datagram from the network."""
@@ -186,6 +233,7 @@ class RtpEndpoint:
             if self.rtcp_mux:
                 self.remote_rtcp = (host, port)
         self._latched = True
+        self._latched_at = self.remote
         self.stats.received += 1
         self.last_received = time.monotonic()
         if self.rtcp is not None:
@@ -229,14 +277,19 @@ class RtpEndpoint:
         self._send(header + payload, timestamp, len(payload))
 
     def _send(self, data: bytes, timestamp: int, payload_size: int) -> None:
-        remote, sock = self.remote, self._rtp
-        if remote is None or sock is None or sock.transport is None:
+        remote, sendto = self.remote, self._rtp_sendto
+        if remote is None or sendto is None:
             return
         if remote[1] == 0 or remote[0] in NULL_ADDRESSES:  # on hold the RFC 2543 way
             return
         if self.srtp is not None:
             data = self.srtp.protect(data)
-        sock.transport.sendto(data, remote)
+        try:
+            sendto(data, remote)
+        except OSError as exc:  # a full buffer or an unreachable phone: not queued (real time)
+            self.stats.send_failures += 1
+            log.debug("RTP to %s:%d not sent: %s", remote[0], remote[1], exc)
+            return
         self.stats.sent += 1
         if self.rtcp is not None:
             self.rtcp.rtp_sent(timestamp, payload_size, time.monotonic())
@@ -301,6 +354,7 @@ class RtpEndpoint:
             if sock is not None and sock.transport is not None:
                 sock.transport.close()
         self._rtp = self._rtcp = None
+        self._rtp_sendto = None
         if self._allocator is not None:
             self._allocator.in_use.discard(self.port)
             self._allocator = None

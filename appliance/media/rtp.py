@@ -53,6 +53,12 @@ class RtpPacket:
             raise RtpError(f"RTP version {first >> 6}, expected 2")
         if first == 0x80:  # no padding, extension or CSRCs: a phone's audio, every 20 ms
             return cls(second & 0x7F, sequence, timestamp, ssrc, second > 0x7F, data[12:])
+        if first == 0x90 and len(data) >= 16:  # one extension block: a browser's audio
+            end = 16 + 4 * (data[14] << 8 | data[15])
+            if len(data) >= end:
+                block = (data[12] << 8 | data[13], data[16:end])
+                marker, payload = second > 0x7F, data[end:]
+                return cls(second & 0x7F, sequence, timestamp, ssrc, marker, payload, (), block)
         count = first & 0x0F
         offset = 12 + 4 * count
         if len(data) < offset:

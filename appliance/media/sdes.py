@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import pylibsrtp
 
+from appliance.media.srtp import protector, unprotector
+
 SUITES = {
     "AES_CM_128_HMAC_SHA1_80": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
     "AES_CM_128_HMAC_SHA1_32": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
@@ -126,15 +128,18 @@ class SrtpContext:
         )
         self._tx = pylibsrtp.Session(outbound)
         self._rx = pylibsrtp.Session(inbound)
+        self._protect = protector(self._tx)
+        self._unprotect = unprotector(self._rx)
 
     def protect(self, packet: bytes) -> bytes:
         """SRTP-protect an RTP packet."""
-        return bytes(self._tx.protect(packet))
+        return self._protect(packet)
 
     def unprotect(self, packet: bytes) -> bytes:
-        """Verify and decrypt an SRTP packet; SrtpError if it fails."""
+        """Verify and decrypt an SRTP packet; SrtpError if it fails (one that is
+        too long for libsrtp's buffer included)."""
         try:
-            return bytes(self._rx.unprotect(packet))
+            return self._unprotect(packet)
         except pylibsrtp.Error as exc:
             raise SrtpError(str(exc)) from None
 
@@ -146,5 +151,5 @@ class SrtpContext:
         """Verify and decrypt an SRTCP packet; SrtpError if it fails."""
         try:
             return bytes(self._rx.unprotect_rtcp(packet))
-        except pylibsrtp.Error as exc:
+        except (pylibsrtp.Error, ValueError) as exc:  # ValueError: too long for its buffer
             raise SrtpError(str(exc)) from None

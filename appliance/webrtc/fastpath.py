@@ -44,6 +44,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import socket
 import struct
 import time
 from collections.abc import Callable
@@ -58,7 +59,8 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtpPacket as AiortcPacket
 
-from appliance.media.rtp import RtpError, RtpPacket, is_rtcp
+from appliance.media.rtp import RtpError, RtpPacket
+from appliance.media.srtp import protector, unprotector
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +106,22 @@ class IdleTrack(MediaStreamTrack):
 
 
 class FastReceiver:
-    """Delivers one receiver's SRTP packets from the datagram callback."""
+    """Delivers one receiver's SRTP packets from the datagram callback.
 
-    def __init__(self, receiver: RTCRtpReceiver, deliver: Callable[[RtpPacket], None]) -> None:
+    ``deliver`` is :func:`appliance.webrtc.hooks.tap_receiver`'s function (statistics,
+    then the sink), used for a source's first packet; after that a known source's
+    packets feed the receiver's statistics and go to ``sink`` here, one call fewer.
+    """
+
+    def __init__(
+        self,
+        receiver: RTCRtpReceiver,
+        deliver: Callable[[RtpPacket], None],
+        sink: Callable[[RtpPacket], None],
+    ) -> None:
         self.receiver = receiver
         self.deliver = deliver
+        self.sink = sink
         self.hooked: Connection | None = None
         self.fast = 0
         self.undecryptable = 0
@@ -124,6 +137,10 @@ class FastReceiver:
             return True
         original: Callable[[bytes, int], None] = connection.data_received
         receiver = self.receiver
+        streams: dict[int, Any] = receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
+        deliver, sink = self.deliver, self.sink
+        session: list[Any] = [None, None]  # the rx SRTP session and its unprotect closure
+        parse = RtpPacket.parse
 
         def data_received(data: bytes, component: int) -> None:
             rx = dtls._rx_srtp
@@ -132,33 +149,46 @@ class FastReceiver:
                 or len(data) < 12
                 or component != _COMPONENT_RTP
                 or data[0] >> 6 != 2  # RFC 7983 §7: 128-191 is RTP or RTCP
-                or is_rtcp(data)
+                or 64 <= data[1] & 0x7F <= 95  # RTCP (RFC 5761 §4, rtp.is_rtcp)
                 or dtls._state is not State.CONNECTED
             ):
                 original(data, component)
                 return
             dtls._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
             dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
+            if rx is not session[0]:
+                session[:] = rx, unprotector(rx)
             try:
-                plain = rx.unprotect(data)
+                plain = session[1](data)
             except pylibsrtp.Error:
                 self.undecryptable += 1
                 return
             try:
-                packet = RtpPacket.parse(plain)
+                packet = parse(plain)
             except RtpError:
                 self.unparsable += 1
                 return
             router = dtls._rtp_router
-            target: Any = receiver  # a known source: what route_rtp would answer
-            if router.ssrc_table.get(packet.ssrc) is not receiver or receiver not in (
+            ssrc = packet.ssrc
+            if router.ssrc_table.get(ssrc) is receiver and receiver in (
                 router.payload_type_table.get(packet.payload_type) or ()
-            ):
-                target = router.route_rtp(packet)  # type: ignore[arg-type]  # SSRC and PT
+            ):  # a known source: what route_rtp would answer
+                self.fast += 1
+                stats = streams.get(ssrc)
+                try:
+                    if stats is not None and receiver._enabled:
+                        stats.add(packet)  # the receiver's RTCP reports (RFC 3550 §6.4.2)
+                        sink(packet)
+                    else:
+                        deliver(packet)
+                except Exception:
+                    log.exception("relaying a browser packet failed")
+                return
+            target = router.route_rtp(packet)  # type: ignore[arg-type]  # SSRC and PT
             if target is receiver:
                 self.fast += 1
                 try:
-                    self.deliver(packet)
+                    deliver(packet)
                 except Exception:
                     log.exception("relaying a browser packet failed")
             elif target is not None:
@@ -203,73 +233,94 @@ class FastSender:
         self.sender = sender
         self.sequence = secrets.randbelow(32768)  # low start, as aiortc and Chrome do
         self.timestamp_origin = secrets.randbits(32)
-        self.payload_type = -1
+        self.payload_type = -1  # until :meth:`use`
         self.sent = 0
         self.dropped = 0
         self.relayed_via_aiortc = 0
         self._first = 0
-        self._tail = b""
+        self._tail: bytes | None = None
         self._pair: Any = None  # the nominated pair the cached address and sendto belong to
         self._address: tuple[str, int] = ("", 0)
-        self._sendto: Callable[[bytes, tuple[str, int]], None] | None = None
+        self._sendto: Callable[[bytes, tuple[str, int]], Any] | None = None
+        self._tx: Any = None  # the tx SRTP session the cached protect closure belongs to
+        self._dtls: RTCDtlsTransport | None = None  # the transport _pairs belongs to
+        self._pairs: dict[int, Any] = {}
+        self._protect: Callable[[bytes], bytes] = bytes
 
-    def _template(self, payload_type: int) -> None:
+    def use(self, payload_type: int) -> None:
+        """Send with this payload type from now on (the negotiated one)."""
+        if payload_type != self.payload_type:
+            self.payload_type = payload_type
+            self._tail = None
+
+    def _template(self) -> bytes:
         """The fixed header parts as aiortc's sender writes them: SSRC and extensions."""
         sender = self.sender
-        template = AiortcPacket(payload_type=payload_type, ssrc=sender._ssrc)
+        template = AiortcPacket(payload_type=self.payload_type, ssrc=sender._ssrc)
         template.extensions.mid = sender._RTCRtpSender__mid  # type: ignore[attr-defined]
         data = template.serialize(
             sender._RTCRtpSender__rtp_header_extensions_map  # type: ignore[attr-defined]
         )
         self._first = data[0]
         self._tail = data[8:]
-        self.payload_type = payload_type
+        return self._tail
 
-    def send(self, payload: bytes, timestamp: int, payload_type: int, marker: bool) -> bool:
+    def _nominated(self, pair: Any) -> None:
+        """Cache a newly nominated pair's address and send function (RFC 8445 §8.1.1)."""
+        self._pair = pair
+        self._address = pair.remote_addr
+        protocol = pair.protocol
+        self._sendto = None
+        if type(protocol) is StunProtocol:
+            sock = getattr(protocol.transport, "_sock", None)  # asyncio's own socket
+            self._sendto = sock.sendto if isinstance(sock, socket.socket) else None
+
+    def send(self, payload: bytes, timestamp: int, marker: bool = False) -> bool:
         """Send one payload (``timestamp`` in RTP clock units); False when it was dropped."""
         sender = self.sender
-        dtls = sender.transport
+        dtls: RTCDtlsTransport = sender._RTCRtpSender__transport  # type: ignore[attr-defined]
         tx = dtls._tx_srtp
         if (
             tx is None
             or dtls._state is not State.CONNECTED
+            or self.payload_type < 0
             or not sender._enabled
             or not sender._RTCRtpSender__started  # type: ignore[attr-defined]
         ):
             self.dropped += 1
             return False
-        if payload_type != self.payload_type:
-            self._template(payload_type)
-        rtp_timestamp = (self.timestamp_origin + timestamp) & 0xFFFFFFFF
-        plain = (
-            _HEAD.pack(
-                self._first,
-                (marker << 7) | payload_type,
-                self.sequence,
-                rtp_timestamp,
-            )
-            + self._tail
-            + payload
-        )
-        pair = dtls.transport._connection._nominated.get(_COMPONENT_RTP)
+        if dtls is not self._dtls:  # aioice keeps one dict of nominated pairs per connection
+            self._dtls, self._pairs = dtls, dtls._transport._connection._nominated
+        pair = self._pairs.get(_COMPONENT_RTP)
         if pair is None:
             self.dropped += 1
             return False
+        if pair is not self._pair:
+            self._nominated(pair)
+        if tx is not self._tx:
+            self._tx, self._protect = tx, protector(tx)
+        tail = self._tail if self._tail is not None else self._template()
+        rtp_timestamp = (self.timestamp_origin + timestamp) & 0xFFFFFFFF
+        plain = (
+            _HEAD.pack(self._first, marker << 7 | self.payload_type, self.sequence, rtp_timestamp)
+            + tail
+            + payload
+        )
         self.sequence = (self.sequence + 1) & 0xFFFF
-        if pair is not self._pair:  # a new nomination (ICE restart, RFC 8445 §8.1.1)
-            self._pair = pair
-            self._address = pair.remote_addr
-            protocol = pair.protocol
-            self._sendto = protocol.transport.sendto if type(protocol) is StunProtocol else None
         sendto = self._sendto
-        if sendto is not None:
-            data = tx.protect(plain)
-            sendto(data, self._address)
-            dtls._RTCDtlsTransport__tx_bytes += len(data)  # type: ignore[attr-defined]
-            dtls._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
-        else:
+        if sendto is None:  # not a plain UDP pair (TURN): aiortc's own way
             self.relayed_via_aiortc += 1
             _keep(asyncio.ensure_future(_send_via_aiortc(dtls, plain)))
+        else:
+            data = self._protect(plain)
+            try:
+                sendto(data, self._address)
+            except OSError:  # a full socket buffer or a closed socket: real-time, not queued
+                self.dropped += 1
+                return False
+            dtls._RTCDtlsTransport__tx_bytes += len(data)  # type: ignore[attr-defined]
+            dtls._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
+        # What aiortc's sender keeps for its sender reports (RFC 3550 §6.4.1).
         sender._RTCRtpSender__ntp_timestamp = ntp_now()  # type: ignore[attr-defined]
         sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
         sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]

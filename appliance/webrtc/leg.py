@@ -147,7 +147,7 @@ class WebRtcLeg:
         transceiver.sender.replaceTrack(self.track)
         # Straight to the call: its rewriter relays the negotiated payload type only.
         deliver = tap_receiver(transceiver.receiver, self._on_audio)
-        self.fast_receiver = FastReceiver(transceiver.receiver, deliver)
+        self.fast_receiver = FastReceiver(transceiver.receiver, deliver, self._on_audio)
         self.fast_sender = FastSender(transceiver.sender)
         self.audio = transceiver
 
@@ -201,6 +201,8 @@ class WebRtcLeg:
                 continue
             for codec in _codecs_from([parameters]):
                 self.negotiated = Negotiated(codec, parameters.payloadType)
+                if self.fast_sender is not None:
+                    self.fast_sender.use(parameters.payloadType)
                 return self.negotiated
         raise ValueError("no relayable audio codec was negotiated")
 
@@ -262,10 +264,9 @@ class WebRtcLeg:
         False when it could not be sent: nothing negotiated yet, DTLS not connected or
         no ICE pair (consent lost).
         """
-        negotiated = self.negotiated
-        if negotiated is None or self.fast_sender is None:
+        if self.fast_sender is None:
             return False
-        return self.fast_sender.send(payload, timestamp, negotiated.payload_type, marker)
+        return self.fast_sender.send(payload, timestamp, marker)
 
     async def add_candidate(
         self, candidate: str, sdp_mid: str | None, sdp_mline_index: int | None

@@ -86,6 +86,7 @@ async def test_audio_both_ways_byte_exact_through_the_fast_path() -> None:
         assert packet.marker == (n == 0)
         assert packet.extensions.mid == box.audio.mid  # type: ignore[union-attr]
     assert box.fast_sender.sent == 50 and box.fast_sender.dropped == 0
+    assert box.fast_sender.relayed_via_aiortc == 0  # straight to the pair's UDP socket
 
     # browser -> box: the tail of the stream arrived through the fast path, untouched.
     assert box.fast_receiver.fast >= 45
@@ -180,7 +181,8 @@ async def test_data_channels_and_forged_srtp_beside_the_fast_path() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as forger:
         forger.sendto(b"\x80\x00\x00\x01" + b"\x00" * 8 + b"\x55" * 170, pair.local_addr)
         forger.sendto(b"\x80", pair.local_addr)  # too short for RTP
-    await until(lambda: box.fast_receiver.undecryptable == 1)  # type: ignore[union-attr]
+        forger.sendto(b"\x80\x00" + b"\x01" * 1600, pair.local_addr)  # beyond libsrtp's buffer
+    await until(lambda: box.fast_receiver.undecryptable == 2)  # type: ignore[union-attr]
     for n in range(10):
         browser.track.push(bytes([n]) * 160, n * 160, 8000)
         await asyncio.sleep(0.02)

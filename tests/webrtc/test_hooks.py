@@ -116,6 +116,8 @@ async def test_the_private_attributes_of_the_fast_path_exist_with_their_shapes()
     sender, receiver = transceiver.sender, transceiver.receiver
     dtls = receiver.transport
     assert sender.transport is dtls
+    assert sender._RTCRtpSender__transport is dtls  # type: ignore[attr-defined]
+    assert dtls._transport is dtls.transport
     assert isinstance(dtls, RTCDtlsTransport)
     assert isinstance(dtls._state, State)
     sessions: list[object] = [dtls._rx_srtp, dtls._tx_srtp]
