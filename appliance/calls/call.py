@@ -631,6 +631,7 @@ class Call:
             to_browser=StreamRewriter(codec.clock_rate, {phone_pt: browser_pt}),
             events_in_pt=audio.telephone_event,
         )  # fmt: skip
+        self.endpoint.tap(phone_pt, self._phone_audio)
         self.endpoint.start_rtcp(codec.clock_rate, self.audio.to_phone.ssrc)
         self.held_there = audio.on_hold
 
@@ -650,13 +651,25 @@ class Call:
             if digit is not None and self.page is not None:
                 self.page.send({"type": "dtmf", "call": self.id, "digit": digit})
             return
-        if packet.payload_type != audio.phone_pt or self.held_here:
+        if packet.payload_type == audio.phone_pt:
+            self._phone_audio(
+                packet.sequence, packet.timestamp, packet.ssrc, packet.marker, packet.payload,
+                time.monotonic(),
+            )  # fmt: skip
+
+    def _phone_audio(  # noqa: PLR0917 - per packet: fields, no packet object
+        self, sequence: int, timestamp: int, ssrc: int, marker: bool, payload: bytes, now: float
+    ) -> None:
+        """The phone's audio (the endpoint's tap, :meth:`RtpEndpoint.tap`) to the browser."""
+        audio, webrtc = self.audio, self.webrtc
+        if audio is None or webrtc is None or self.held_here:
             return
-        out = audio.to_browser.forward(packet, time.monotonic())
-        sender = self.webrtc.fast_sender
+        to_browser = audio.to_browser
+        out = to_browser.forward_numbers(audio.phone_pt, sequence, timestamp, ssrc, marker, now)
+        sender = webrtc.fast_sender
         if out is not None and sender is not None:
             audio.from_phone += 1
-            sender.send(packet.payload, out[2], out[3])  # the leg numbers its own packets
+            sender.send(payload, out[2], out[3])  # the leg numbers its own packets
 
     def _from_browser(self, packet: RtpPacket) -> None:
         audio = self.audio

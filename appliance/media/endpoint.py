@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 _AFTER_FIRST = struct.Struct("!BHII")  # RFC 3550 §5.1 after the first octet: M/PT to SSRC
 
 PacketHandler = Callable[[RtpPacket], None]
+AudioTap = Callable[[int, int, int, bool, bytes, float], None]
+"""Sequence number, timestamp, SSRC, marker, payload and arrival time of one packet."""
+
+
 RtcpHandler = Callable[[bytes], None]
 
 
@@ -118,6 +122,8 @@ class RtpEndpoint:
         self._allocator: PortAllocator | None = None
         self._latched = False
         self._latched_at: tuple[str, int] | None = None  # for plain RTP's one-step path
+        self._tap_type = -1
+        self._tap: AudioTap = lambda *fields: None  # never called while _tap_type is -1
 
     async def open(self, address: str, allocator: PortAllocator) -> int:
         """Bind an even/odd port pair on ``address``; returns the RTP port."""
@@ -173,6 +179,12 @@ class RtpEndpoint:
         self._latched = False
         self._latched_at = None
 
+    def tap(self, payload_type: int, function: AudioTap) -> None:
+        """Give plain RTP of ``payload_type`` (the relayed audio) from the latched address
+        to ``function`` as its header fields, payload and arrival time, with no packet
+        object; other packets still go to ``on_packet``. A payload type of -1 ends it."""
+        self._tap_type, self._tap = payload_type, function
+
     def rtp_datagram(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         """A datagram on the RTP port. The common case, plain RTP with no CSRCs, no
         extension and no padding (RFC 3550 §5.1) from the latched address, is handled
@@ -186,14 +198,17 @@ class RtpEndpoint:
                 and not 64 <= data[1] & 0x7F <= 95  # not RTCP (RFC 5761 §4)
             ):
                 second, sequence, timestamp, ssrc = _AFTER_FIRST.unpack_from(data, 1)
-                packet = RtpPacket(
-                    second & 0x7F, sequence, timestamp, ssrc, second > 0x7F, data[12:]
-                )
                 self.stats.received += 1
                 self.last_received = now = time.monotonic()
                 if self.rtcp is not None:
-                    self.rtcp.rtp_received(packet, now)
-                self.on_packet(packet)
+                    self.rtcp.rtp_received(ssrc, sequence, timestamp, now)
+                if second & 0x7F == self._tap_type:
+                    self._tap(sequence, timestamp, ssrc, second > 0x7F, data[12:], now)
+                else:
+                    payload_type, marker = second & 0x7F, second > 0x7F
+                    self.on_packet(
+                        RtpPacket(payload_type, sequence, timestamp, ssrc, marker, data[12:])
+                    )
                 return
             self.received(data, str(addr[0]), int(addr[1]), False)
         except Exception:  # a peer's bytes never stop the endpoint
@@ -237,7 +252,9 @@ class RtpEndpoint:
         self.stats.received += 1
         self.last_received = time.monotonic()
         if self.rtcp is not None:
-            self.rtcp.rtp_received(packet, self.last_received)
+            self.rtcp.rtp_received(
+                packet.ssrc, packet.sequence, packet.timestamp, self.last_received
+            )
         self.on_packet(packet)
 
     def _received_rtcp(self, data: bytes, host: str, port: int, on_rtcp_port: bool) -> None:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from appliance.media.rtp import MAX_DROPOUT, MAX_MISORDER, RtpPacket
+from appliance.media.rtp import MAX_DROPOUT, MAX_MISORDER
 
 SR, RR, SDES, BYE, APP = 200, 201, 202, 203, 204  # §12.1
 CNAME = 1  # §6.5.1
@@ -380,15 +380,13 @@ class RtcpSession:
 
     # ----- what the endpoint tells the session ---------------------------------------------
 
-    def rtp_received(self, packet: RtpPacket, now: float) -> None:
-        """A valid RTP packet from the phone."""
-        stats = self.sources.get(packet.ssrc)
+    def rtp_received(self, ssrc: int, sequence: int, timestamp: int, now: float) -> None:
+        """A valid RTP packet from the phone: its SSRC, sequence number and timestamp."""
+        stats = self.sources.get(ssrc)
         if stats is None:
-            stats = self.sources[packet.ssrc] = ReceptionStats(
-                packet.ssrc, self.clock_rate, packet.sequence
-            )
-        if stats.add(packet.sequence, packet.timestamp, now) and packet.ssrc not in self._heard:
-            self._heard.append(packet.ssrc)
+            stats = self.sources[ssrc] = ReceptionStats(ssrc, self.clock_rate, sequence)
+        if stats.add(sequence, timestamp, now) and ssrc not in self._heard:
+            self._heard.append(ssrc)
 
     def rtp_sent(self, timestamp: int, payload_size: int, now: float) -> None:
         """An RTP packet the box sent to the phone: its timestamp and payload octets."""

@@ -177,25 +177,33 @@ class StreamRewriter:
     def forward(self, packet: RtpPacket, now: float) -> tuple[int, int, int, bool] | None:
         """:meth:`rewrite` as numbers: the far leg's payload type, sequence number,
         timestamp and marker (its SSRC is :attr:`ssrc`); None when not relayed."""
-        payload_type = self.payload_map.get(packet.payload_type)
+        return self.forward_numbers(
+            packet.payload_type, packet.sequence, packet.timestamp, packet.ssrc, packet.marker, now
+        )
+
+    def forward_numbers(  # noqa: PLR0917 - per packet: fields, no packet object
+        self, in_payload_type: int, in_sequence: int, in_timestamp: int, ssrc: int, in_marker: bool,
+        now: float,
+    ) -> tuple[int, int, int, bool] | None:  # fmt: skip
+        """:meth:`forward` for a packet given as its header fields."""
+        payload_type = self.payload_map.get(in_payload_type)
         if payload_type is None:
             self.dropped_payload_type += 1
             return None
-        in_sequence = packet.sequence
         jump = (in_sequence - self._last_in_seq) & 0xFFFF
-        if packet.ssrc != self._source or MAX_DROPOUT < jump < 0x10000 - MAX_MISORDER:
+        if ssrc != self._source or MAX_DROPOUT < jump < 0x10000 - MAX_MISORDER:
             # RFC 3550 §8.2/A.1: a new source or a restarted stream. Continue our numbering
             # and advance our clock by the wall time that passed.
             self._seq_offset = (self._sequence + 1 - in_sequence) & 0xFFFF
-            self._ts_offset = (self.timestamp_at(now) - packet.timestamp) & 0xFFFFFFFF
+            self._ts_offset = (self.timestamp_at(now) - in_timestamp) & 0xFFFFFFFF
             if self._source is not None and self._last_time is not None:
                 self._ts_offset = (self._ts_offset + 1) & 0xFFFFFFFF
-            self._source = packet.ssrc
+            self._source = ssrc
             marker = True
         else:
-            marker = packet.marker
+            marker = in_marker
         sequence = (in_sequence + self._seq_offset) & 0xFFFF
-        timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
+        timestamp = (in_timestamp + self._ts_offset) & 0xFFFFFFFF
         if ((sequence - self._sequence) & 0xFFFF) < 0x8000:  # newest so far
             self._sequence = sequence
             self._last_out_ts = timestamp

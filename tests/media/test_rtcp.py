@@ -38,7 +38,6 @@ from appliance.media.rtcp import (
     serialize,
     serialize_compound,
 )
-from appliance.media.rtp import RtpPacket
 
 BOX, PHONE = 0xB0B0B0B0, 0x5EED
 
@@ -213,7 +212,7 @@ def test_compound_round_trip(
 def test_aiortc_reads_what_the_box_sends() -> None:
     session = RtcpSession(BOX, 8000, 0.0, cname="box@example", wall_offset=1_700_000_000.0)
     for i in range(5):
-        session.rtp_received(RtpPacket(0, 100 + i, 160 * i, PHONE), 0.02 * i)
+        session.rtp_received(PHONE, 100 + i, 160 * i, 0.02 * i)
         session.rtp_sent(320 * i, 160, 0.02 * i)
     packets = RtcpPacket.parse(session.report(1.0))
     sr, sdes = packets
@@ -381,20 +380,20 @@ def test_event_packets_do_not_move_the_rtp_clock_anchor() -> None:
 def test_report_blocks_cover_the_sources_heard_since_the_last_report() -> None:
     s = session()
     for i in range(10):
-        s.rtp_received(RtpPacket(0, 500 + i, 160 * i, PHONE), 100.0 + 0.02 * i)
+        s.rtp_received(PHONE, 500 + i, 160 * i, 100.0 + 0.02 * i)
     rr = parse_compound(s.report(101.0))[0]
     assert isinstance(rr, ReceiverReport) and [b.ssrc for b in rr.reports] == [PHONE]
     assert rr.reports[0].highest_sequence == 509
     rr = parse_compound(s.report(106.0))[0]
     assert isinstance(rr, ReceiverReport) and rr.reports == ()  # silent since: no block
-    s.rtp_received(RtpPacket(0, 1, 0, 0x2222), 107.0)  # a new source after a re-INVITE
+    s.rtp_received(0x2222, 1, 0, 107.0)  # a new source after a re-INVITE
     rr = parse_compound(s.report(111.0))[0]
     assert isinstance(rr, ReceiverReport) and [b.ssrc for b in rr.reports] == [0x2222]
 
 
 def test_lsr_and_dlsr_answer_the_phones_sender_report() -> None:
     s = session()
-    s.rtp_received(RtpPacket(0, 1, 0, PHONE), 100.0)
+    s.rtp_received(PHONE, 1, 0, 100.0)
     phone_sr = serialize(SenderReport(PHONE, SenderInfo(0x1122334455667788, 0, 1, 160)))
     s.rtcp_received(phone_sr, 100.5)
     block = parse_compound(s.report(101.0))[0]
@@ -444,7 +443,7 @@ def test_bye_ends_the_session() -> None:
 def test_no_bye_from_a_session_that_never_sent_anything() -> None:
     """§6.3.7: a participant that never sent RTP or RTCP must not send BYE."""
     s = session()
-    s.rtp_received(RtpPacket(0, 1, 0, PHONE), 100.0)
+    s.rtp_received(PHONE, 1, 0, 100.0)
     assert s.bye(100.5) is None
 
 
