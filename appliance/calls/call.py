@@ -246,6 +246,7 @@ class Call:
     async def _open_browser_leg(self) -> WebRtcLeg:
         """Make the browser leg; the first call may wait for the WebRTC stack to load."""
         leg = await self.settings.leg_factory(self._from_browser, self._ice_state)
+        leg.tap_audio(self._browser_audio)
         if self.state is State.ENDED:  # hung up while the stack loaded
             await leg.close()
             raise CallError("bad-state", "the call ended while its media was being set up")
@@ -499,6 +500,9 @@ class Call:
         self.audio.phone_event_pt = telephone_event_for(self.audio.codec, audio)
         self.audio.events_in_pt = audio.telephone_event
         self.audio.to_phone.set_payload_map({self.audio.browser_pt: phone_pt})
+        self.audio.to_browser.set_payload_map({phone_pt: self.audio.browser_pt})
+        if self.endpoint is not None:
+            self.endpoint.tap(phone_pt, self._phone_audio)
         self._follow_phone(audio)
 
     def _text_only_reoffer(self, sdp: bytes) -> None:
@@ -672,14 +676,26 @@ class Call:
             sender.send(payload, out[2], out[3])  # the leg numbers its own packets
 
     def _from_browser(self, packet: RtpPacket) -> None:
-        audio = self.audio
-        if audio is None or self.endpoint is None or self.held_here or self._dtmf_active:
+        self._browser_audio(
+            packet.payload_type, packet.sequence, packet.timestamp, packet.ssrc, packet.marker,
+            packet.payload,
+        )  # fmt: skip
+
+    def _browser_audio(  # noqa: PLR0917 - per packet: fields, no packet object
+        self, payload_type: int, sequence: int, timestamp: int, ssrc: int, marker: bool,
+        payload: bytes,
+    ) -> None:  # fmt: skip
+        """The browser's audio (the leg's tap, :meth:`WebRtcLeg.tap_audio`) to the phone."""
+        audio, endpoint = self.audio, self.endpoint
+        if audio is None or endpoint is None or self.held_here or self._dtmf_active:
             return
         to_phone = audio.to_phone
-        out = to_phone.forward(packet, time.monotonic())
+        out = to_phone.forward_numbers(
+            payload_type, sequence, timestamp, ssrc, marker, time.monotonic()
+        )
         if out is not None:
             audio.from_browser += 1
-            self.endpoint.send_relayed(out, to_phone.ssrc, packet.payload)
+            endpoint.send_relayed(out, to_phone.ssrc, payload)
 
     # ----- ending ------------------------------------------------------------------------------
 

@@ -34,7 +34,8 @@ def _transform(session: pylibsrtp.Session, function: Callable[..., int], room: i
     errors = pylibsrtp.ERRORS
     ok = _binding.lib.srtp_err_status_ok
 
-    def transform(data: bytes) -> bytes:
+    def transform(data: bytes, session: pylibsrtp.Session = session) -> bytes:
+        # ``session`` is held so that its libsrtp context outlives the closure.
         size = len(data)
         if size > limit:
             raise pylibsrtp.Error(f"packet is too long ({size} bytes)")

@@ -74,6 +74,7 @@ def _keep(task: asyncio.Future[None]) -> None:
 
 NTP_UNIX_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01 (RFC 5905 §6)
 _HEAD = struct.Struct("!BBHL")  # RFC 3550 §5.1 up to the timestamp; SSRC on in the template
+_AFTER_FIRST = struct.Struct("!BHII")  # RFC 3550 §5.1 after the first octet: M/PT to SSRC
 _COMPONENT_RTP = 1
 
 
@@ -105,12 +106,28 @@ class IdleTrack(MediaStreamTrack):
             self._never.set_result(None)
 
 
+AudioFields = Callable[[int, int, int, int, bool, bytes], None]
+"""Payload type, sequence number, timestamp, SSRC, marker and payload of one packet."""
+
+
+class _Numbers:
+    """What ``StreamStatistics.add`` reads of a packet (checked by tests/webrtc/test_hooks.py)."""
+
+    __slots__ = ("sequence_number", "timestamp")
+
+    def __init__(self) -> None:
+        self.sequence_number = 0
+        self.timestamp = 0
+
+
 class FastReceiver:
     """Delivers one receiver's SRTP packets from the datagram callback.
 
     ``deliver`` is :func:`appliance.webrtc.hooks.tap_receiver`'s function (statistics,
-    then the sink), used for a source's first packet; after that a known source's
-    packets feed the receiver's statistics and go to ``sink`` here, one call fewer.
+    then the sink), used for a source's first packet. After that a known source's
+    packets feed the receiver's statistics here and go to ``fields`` as header fields
+    when the header is a plain one (no CSRCs, no padding, at most one extension block:
+    what browsers send), or else to ``sink`` as a packet.
     """
 
     def __init__(
@@ -118,10 +135,12 @@ class FastReceiver:
         receiver: RTCRtpReceiver,
         deliver: Callable[[RtpPacket], None],
         sink: Callable[[RtpPacket], None],
+        fields: AudioFields | None = None,
     ) -> None:
         self.receiver = receiver
         self.deliver = deliver
         self.sink = sink
+        self.fields = fields
         self.hooked: Connection | None = None
         self.fast = 0
         self.undecryptable = 0
@@ -141,6 +160,9 @@ class FastReceiver:
         deliver, sink = self.deliver, self.sink
         session: list[Any] = [None, None]  # the rx SRTP session and its unprotect closure
         parse = RtpPacket.parse
+        numbers = _Numbers()
+        ssrc_table = dtls._rtp_router.ssrc_table
+        payload_type_table = dtls._rtp_router.payload_type_table
 
         def data_received(data: bytes, component: int) -> None:
             rx = dtls._rx_srtp
@@ -163,6 +185,31 @@ class FastReceiver:
             except pylibsrtp.Error:
                 self.undecryptable += 1
                 return
+            first, size = plain[0], len(plain)
+            start = 12 if first == 0x80 else 0  # where the payload starts; 0: not plain
+            if first == 0x90 and size >= 16:  # one extension block (RFC 3550 §5.3.1)
+                start = 16 + 4 * (plain[14] << 8 | plain[15])
+                start = start if start <= size else 0
+            fields = self.fields
+            if start and fields is not None:
+                second, sequence, timestamp, ssrc = _AFTER_FIRST.unpack_from(plain, 1)
+                stats = streams.get(ssrc)
+                if (
+                    stats is not None
+                    and ssrc_table.get(ssrc) is receiver
+                    and receiver in (payload_type_table.get(second & 0x7F) or ())
+                    and receiver._enabled
+                ):  # a known source: what route_rtp would answer
+                    self.fast += 1
+                    numbers.sequence_number, numbers.timestamp = sequence, timestamp
+                    try:
+                        stats.add(numbers)  # the receiver's RTCP reports (RFC 3550 §6.4.2)
+                        fields(
+                            second & 0x7F, sequence, timestamp, ssrc, second > 0x7F, plain[start:]
+                        )
+                    except Exception:
+                        log.exception("relaying a browser packet failed")
+                    return
             try:
                 packet = parse(plain)
             except RtpError:

@@ -39,7 +39,7 @@ from aiortc.sdp import candidate_from_sdp
 from appliance.config.schema import WebRtcConfig
 from appliance.media.codecs import RELAYABLE, Codec
 from appliance.media.rtp import RtpPacket
-from appliance.webrtc.fastpath import FastReceiver, FastSender, IdleTrack
+from appliance.webrtc.fastpath import AudioFields, FastReceiver, FastSender, IdleTrack
 from appliance.webrtc.hooks import tap_receiver
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,7 @@ class WebRtcLeg:
         self.fast_receiver: FastReceiver | None = None
         self.negotiated: Negotiated | None = None
         self._on_audio = on_audio
+        self._audio_fields: AudioFields | None = None
         self._on_state = on_state
         self.pc.on("connectionstatechange", self._state_changed)
         self.text_channel: RTCDataChannel | None = None
@@ -147,7 +148,9 @@ class WebRtcLeg:
         transceiver.sender.replaceTrack(self.track)
         # Straight to the call: its rewriter relays the negotiated payload type only.
         deliver = tap_receiver(transceiver.receiver, self._on_audio)
-        self.fast_receiver = FastReceiver(transceiver.receiver, deliver, self._on_audio)
+        self.fast_receiver = FastReceiver(
+            transceiver.receiver, deliver, self._on_audio, self._audio_fields
+        )
         self.fast_sender = FastSender(transceiver.sender)
         self.audio = transceiver
 
@@ -257,6 +260,14 @@ class WebRtcLeg:
     def _text_closed(self, channel: RTCDataChannel) -> None:
         if self._text is not None and channel is self.text_channel:
             self._text.channel_closed()
+
+    def tap_audio(self, fields: AudioFields) -> None:
+        """Give the browser's relayed audio to ``fields`` as header fields and payload
+        (:class:`~appliance.webrtc.fastpath.FastReceiver`) instead of as packets to
+        ``on_audio``, whenever its header allows."""
+        self._audio_fields = fields
+        if self.fast_receiver is not None:
+            self.fast_receiver.fields = fields
 
     def send_audio(self, payload: bytes, timestamp: int, marker: bool = False) -> bool:
         """Send one encoded payload to the browser (``timestamp`` in RTP clock units).

@@ -125,6 +125,35 @@ async def test_audio_both_ways_byte_exact_through_the_fast_path() -> None:
     await browser.pc.close()
 
 
+async def test_a_tapped_leg_gets_the_browsers_audio_as_header_fields() -> None:
+    """With :meth:`WebRtcLeg.tap_audio`, a known source's packets arrive as header fields
+    and payload, the header extension (aiortc writes ``sdes:mid``) left out; the receiver's
+    statistics still count them."""
+    box_in: list[BoxPacket] = []
+    box, browser = await connected_pair(box_in)
+    fields: list[tuple[int, int, int, int, bool, bytes]] = []
+    box.tap_audio(lambda *numbers: fields.append(numbers))
+    payloads = [bytes([n]) * 160 for n in range(30)]
+    for n, payload in enumerate(payloads):
+        browser.track.push(payload, n * 160, 8000)
+        await asyncio.sleep(0.02)
+    await until(lambda: len(box_in) + len(fields) >= 30, what="the browser's audio")
+    assert len(box_in) <= 1  # a source's first packet goes through aiortc's router
+    assert [f[5] for f in fields] == payloads[len(payloads) - len(fields) :]
+    browser_sender = next(t.sender for t in browser.pc.getTransceivers() if t.kind == "audio")
+    assert {f[3] for f in fields} == {browser_sender._ssrc}
+    assert {f[0] for f in fields} == {0}  # PCMU
+    sequences = [f[1] for f in fields]
+    assert sequences == [(sequences[0] + n) & 0xFFFF for n in range(len(fields))]
+    timestamps = [f[2] for f in fields]
+    assert timestamps == [(timestamps[0] + 160 * n) & 0xFFFFFFFF for n in range(len(fields))]
+    stats = box.audio.receiver._RTCRtpReceiver__remote_streams  # type: ignore[union-attr]
+    assert stats[browser_sender._ssrc].packets_received == 30
+    assert stats[browser_sender._ssrc].max_seq == sequences[-1]
+    await box.close()
+    await browser.pc.close()
+
+
 async def test_nothing_is_sent_before_dtls_and_the_early_hook_passes_ice_and_dtls() -> None:
     box_in: list[BoxPacket] = []
     box = WebRtcLeg([], on_audio=box_in.append, on_state=lambda s: None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 
 import aioice.ice
 import pytest
@@ -12,6 +13,7 @@ from aioice.ice import Connection, StunProtocol
 from aiortc import RTCPeerConnection, clock
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter, State
+from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import HeaderExtensionsMap
 
@@ -82,6 +84,19 @@ def test_dtls_transport_demultiplexes_and_protects_as_the_fast_path_mirrors() ->
     send = inspect.getsource(RTCDtlsTransport._send_rtp)
     assert "self._tx_srtp.protect(data)" in send and "self.__tx_packets += 1" in send
     assert State.CONNECTED.name == "CONNECTED"
+
+
+def test_receiver_statistics_read_only_the_numbers_the_fast_path_gives() -> None:
+    """``StreamStatistics.add`` gets a reused object with the sequence number and
+    timestamp only (``fastpath._Numbers``); it must read nothing else of the packet."""
+    add = inspect.getsource(StreamStatistics.add)
+    assert set(re.findall(r"packet\.(\w+)", add)) == {"sequence_number", "timestamp"}
+    assert list(inspect.signature(StreamStatistics.add).parameters) == ["self", "packet"]
+    router = inspect.getsource(RtpRouter)
+    assert "self.ssrc_table: dict[int, RtpReceiver] = {}" in router
+    # Each table is made once, in __init__: the fast path keeps the dicts.
+    assert len(re.findall(r"self\.ssrc_table(: [^=]+)? =", router)) == 1
+    assert len(re.findall(r"self\.payload_type_table(: [^=]+)? =", router)) == 1
 
 
 def test_sender_reports_come_from_the_counters_the_fast_path_keeps() -> None:
