@@ -9,6 +9,13 @@ except from exactly the port the SDP names, which always wins; a new SDP address
 port latches afresh, the same one (hold, resume) keeps the latch. SDES-SRTP (RFC 4568,
 RFC 3711) is applied here when the call negotiated it, and the box takes part in RTCP
 toward the phone (:mod:`appliance.media.rtcp`) once the call's audio starts.
+
+RTP is sent with the socket's own ``sendto``: relayed audio the socket refuses (a full
+send buffer) is dropped and counted, not queued behind later audio; anything else (text,
+RFC 4733 events) waits in the transport's queue. Plain RTP of the relayed
+payload type from the latched address reaches the call as header fields
+(:meth:`RtpEndpoint.tap`), with no packet object; everything else as an
+:class:`~appliance.media.rtp.RtpPacket`.
 """
 
 from __future__ import annotations
@@ -281,8 +288,10 @@ class RtpEndpoint:
             self.on_rtcp(data)
 
     def send(self, packet: RtpPacket) -> None:
-        """Send one RTP packet to the phone (protected when SRTP is on)."""
-        self._send(packet.serialize(), packet.timestamp, len(packet.payload))
+        """Send one RTP packet to the phone (protected when SRTP is on). Unlike relayed
+        audio, a packet the socket cannot take now (text, RFC 4733 events) waits in the
+        transport's queue: it must not be lost."""
+        self._send(packet.serialize(), packet.timestamp, len(packet.payload), queue=True)
 
     def send_relayed(self, numbers: tuple[int, int, int, bool], ssrc: int, payload: bytes) -> None:
         """:meth:`send` for relayed audio: ``numbers`` are the payload type, sequence
@@ -293,7 +302,7 @@ class RtpEndpoint:
         header = FIXED_HEADER.pack(0x80, marker << 7 | payload_type, sequence, timestamp, ssrc)
         self._send(header + payload, timestamp, len(payload))
 
-    def _send(self, data: bytes, timestamp: int, payload_size: int) -> None:
+    def _send(self, data: bytes, timestamp: int, payload_size: int, *, queue: bool = False) -> None:
         remote, sendto = self.remote, self._rtp_sendto
         if remote is None or sendto is None:
             return
@@ -301,12 +310,18 @@ class RtpEndpoint:
             return
         if self.srtp is not None:
             data = self.srtp.protect(data)
-        try:
-            sendto(data, remote)
-        except OSError as exc:  # a full buffer or an unreachable phone: not queued (real time)
-            self.stats.send_failures += 1
-            log.debug("RTP to %s:%d not sent: %s", remote[0], remote[1], exc)
-            return
+        if queue:  # asyncio sends at once, or queues in order until the socket can take it
+            transport = self._rtp.transport if self._rtp is not None else None
+            if transport is None:
+                return
+            transport.sendto(data, remote)
+        else:
+            try:
+                sendto(data, remote)
+            except OSError as exc:  # a full buffer (real-time audio: late is as bad as lost)
+                self.stats.send_failures += 1
+                log.debug("RTP to %s:%d not sent: %s", remote[0], remote[1], exc)
+                return
         self.stats.sent += 1
         if self.rtcp is not None:
             self.rtcp.rtp_sent(timestamp, payload_size, time.monotonic())

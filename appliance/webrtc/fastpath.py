@@ -3,35 +3,41 @@
 aiortc moves every received packet through two asyncio queues (aioice's ``Connection``
 and the DTLS transport's task) and every sent packet through a track queue, the sender's
 task, ``av.Packet`` and the encoder. For relayed audio none of that does anything: this
-module does the same work synchronously, with aiortc's own SRTP sessions, parser, router
-and sockets. It hooks, on one peer connection's objects only (aiortc 1.16.0, aioice
+module does the same work synchronously, with aiortc's own SRTP sessions, router and
+sockets. It hooks, on one peer connection's objects only (aiortc 1.16.0, aioice
 0.13.0, checked by ``tests/webrtc/test_hooks.py``):
 
 * **receive**: ``aioice.ice.Connection.data_received`` (instance attribute), and
   ``StunProtocol.datagram_received`` of its UDP sockets (``Connection._protocols``),
   which passes datagrams starting with 128 to 191 there without trying STUN first. SRTP
-  packets (first byte 128 to 191, RFC 7983 §7; not RTCP, RFC 5761 §4) are unprotected with
-  ``RTCDtlsTransport._rx_srtp`` once ``RTCDtlsTransport._state`` is ``CONNECTED`` and
-  parsed as the box's own :class:`~appliance.media.rtp.RtpPacket` (header extensions
-  kept as bytes: they describe this leg only). A packet whose SSRC the transport's
-  ``_rtp_router`` already routes to the receiver (``ssrc_table``, ``payload_type_table``)
-  goes straight to the receiver tap (:func:`appliance.webrtc.hooks.tap_receiver`), which
-  keeps the receiver's statistics (its RTCP receiver reports) fed; the first packet of a
-  source is routed by ``_rtp_router.route_rtp``, which reads only its SSRC and payload
-  type. STUN, DTLS, SCTP, SRTCP and everything before DTLS is up take aiortc's normal
-  path, unchanged.
+  packets (first byte 128 to 191, RFC 7983 §7; not RTCP, RFC 5761 §4) are unprotected
+  once ``RTCDtlsTransport._state`` is ``CONNECTED``, with libsrtp's own call on
+  ``RTCDtlsTransport._rx_srtp`` (:mod:`appliance.media.srtp`). A packet whose SSRC and
+  payload type the transport's ``_rtp_router`` already routes to the receiver
+  (``ssrc_table``, ``payload_type_table``) is a known source: it is counted in the
+  receiver's statistics (``_RTCRtpReceiver__remote_streams``, which its RTCP receiver
+  reports come from; ``StreamStatistics.add`` reads only the sequence number and
+  timestamp) and, when its header is a plain one (no CSRCs, no padding, one extension
+  block at most: header extensions describe this leg only), given to the call as header
+  fields and payload (:meth:`WebRtcLeg.tap_audio`), else as the box's own
+  :class:`~appliance.media.rtp.RtpPacket`. The first packet of a source goes through the
+  receiver tap (:func:`appliance.webrtc.hooks.tap_receiver`) after
+  ``_rtp_router.route_rtp``, which reads only its SSRC and payload type. STUN, DTLS,
+  SCTP, SRTCP and everything before DTLS is up take aiortc's normal path, unchanged.
 * **send**: packets are built here with the sender's SSRC (``RTCRtpSender._ssrc``),
   payload type, ``sdes:mid`` extension (``_RTCRtpSender__mid`` through the sender's
   ``_RTCRtpSender__rtp_header_extensions_map``, as aiortc's own sender writes it) and
-  their own sequence/timestamp continuity (RFC 3550 §5.1), protected with
-  ``RTCDtlsTransport._tx_srtp`` and written to the socket of the nominated ICE pair
-  (``Connection._nominated``; its address and socket are kept until another pair is
-  nominated) at once. When that pair is not a plain UDP socket (a TURN relay) the packet
-  takes aiortc's ``RTCDtlsTransport._send_rtp`` instead. The sender's
-  RTCP sender-report counters (``_RTCRtpSender__packet_count``, ``__octet_count``,
-  ``__rtp_timestamp``, ``__ntp_timestamp``) are kept as aiortc's sender keeps them, so
-  its sender reports stay true (RFC 3550 §6.4.1). aiortc's own RTP task stays idle: its
-  track (:class:`IdleTrack`) never yields a frame.
+  their own sequence/timestamp continuity (RFC 3550 §5.1), protected with libsrtp's own
+  call on ``RTCDtlsTransport._tx_srtp`` (the sender's ``_RTCRtpSender__transport``) and
+  written at once with ``sendto`` of the UDP socket (asyncio's ``transport._sock``) of
+  the nominated ICE pair (``Connection._nominated``; the pair's address and socket are
+  kept until another pair is nominated). A packet the socket refuses (a full buffer) is
+  dropped and counted, never queued behind later audio. When that pair is not a plain
+  UDP socket (a TURN relay) the packet takes aiortc's ``RTCDtlsTransport._send_rtp``
+  instead. The sender's RTCP sender-report counters (``_RTCRtpSender__packet_count``,
+  ``__octet_count``, ``__rtp_timestamp``, ``__ntp_timestamp``) are kept as aiortc's
+  sender keeps them, so its sender reports stay true (RFC 3550 §6.4.1). aiortc's own RTP
+  task stays idle: its track (:class:`IdleTrack`) never yields a frame.
 
 ICE connectivity checks and consent freshness (RFC 7675) stay with aioice: they are STUN
 and never reach the fast path. Before DTLS is connected, or after consent is lost, there is

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import cast
@@ -320,6 +321,58 @@ async def test_null_address_and_port_zero_send_nothing(
     endpoint.send(rtp(3))
     await handset.nothing()
     assert endpoint.stats.sent == 0
+
+
+async def test_relayed_audio_the_socket_refuses_is_dropped_and_other_rtp_waits(
+    opened: tuple[RtpEndpoint, Collected], handset: Phone
+) -> None:
+    """A full send buffer (injected here: loopback never fills one) drops relayed audio,
+    which would only arrive late, and counts it; a packet given to ``send`` (text, RFC 4733
+    events) goes through the transport, which queues what the socket cannot take."""
+    endpoint, _ = opened
+    endpoint.set_remote(HOST, handset.port)
+    endpoint.send_relayed((0, 7, 1120, False), 0xB0B0, b"\xd5" * 160)
+    data, _ = await handset.receive()
+    assert RtpPacket.parse(data) == RtpPacket(0, 7, 1120, 0xB0B0, False, b"\xd5" * 160)
+
+    def full(data: bytes, address: tuple[str, int]) -> int:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    endpoint._rtp_sendto = full
+    endpoint.send_relayed((0, 8, 1280, False), 0xB0B0, b"\xd5" * 160)
+    assert endpoint.stats.send_failures == 1 and endpoint.stats.sent == 1
+    endpoint.send(rtp(9))
+    data, _ = await handset.receive()
+    assert RtpPacket.parse(data).sequence == 9
+    await handset.nothing()
+    assert endpoint.stats.sent == 2
+
+
+async def test_the_tapped_payload_type_arrives_as_fields_once_latched(
+    opened: tuple[RtpEndpoint, Collected], handset: Phone
+) -> None:
+    endpoint, got = opened
+    tapped: list[tuple[int, int, int, bool, bytes, float]] = []
+    endpoint.tap(0, lambda *fields: tapped.append(fields))
+    endpoint.set_remote(HOST, handset.port)
+    handset.send(rtp(1).serialize(), endpoint.port)  # latches: the general path
+    await until(lambda: len(got.rtp) == 1, 2, "the first packet")
+    marked = RtpPacket(0, 2, 320, 0x5EED, True, b"\x01" * 160)
+    sent_at = time.monotonic()
+    handset.send(marked.serialize(), endpoint.port)
+    handset.send(
+        RtpPacket(101, 3, 320, 0x5EED, payload=b"\x05\x0a\x00\xa0").serialize(), endpoint.port
+    )
+    await until(lambda: len(tapped) == 1 and len(got.rtp) == 2, 2, "audio and an event")
+    sequence, timestamp, ssrc, marker, payload, arrival = tapped[0]
+    assert (sequence, timestamp, ssrc, marker, payload) == (2, 320, 0x5EED, True, b"\x01" * 160)
+    assert sent_at <= arrival <= endpoint.last_received  # the time it arrived
+    assert got.rtp[1].payload_type == 101  # not the tapped type: a packet
+    assert endpoint.stats.received == 3
+    assert endpoint.rtcp is None  # reception statistics begin with start_rtcp
+    endpoint.tap(-1, lambda *fields: None)
+    handset.send(rtp(4).serialize(), endpoint.port)
+    await until(lambda: len(got.rtp) == 3, 2, "audio as a packet again")
 
 
 # ----- bad bytes ----------------------------------------------------------------------------
