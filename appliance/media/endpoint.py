@@ -24,19 +24,17 @@ import asyncio
 import logging
 import secrets
 import socket
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
 from appliance.media.rtcp import MIN_INTERVAL, RtcpError, RtcpSession, parse_compound
-from appliance.media.rtp import FIXED_HEADER, RtpError, RtpPacket, is_rtcp
+from appliance.media.rtp import AFTER_FIRST_OCTET, FIXED_HEADER, RtpError, RtpPacket, is_rtcp
 from appliance.media.sdes import SrtpContext, SrtpError
 from appliance.media.sdp import NULL_ADDRESSES, is_null_address
 
 log = logging.getLogger(__name__)
-_AFTER_FIRST = struct.Struct("!BHII")  # RFC 3550 §5.1 after the first octet: M/PT to SSRC
 
 PacketHandler = Callable[[RtpPacket], None]
 AudioTap = Callable[[int, int, int, bool, bytes, float], None]
@@ -44,6 +42,11 @@ AudioTap = Callable[[int, int, int, bool, bytes, float], None]
 
 
 RtcpHandler = Callable[[bytes], None]
+
+
+def _on_hold(remote: tuple[str, int]) -> bool:
+    """Port 0 or a null address: a hold the RFC 2543 way (RFC 3264 §8.4)."""
+    return remote[1] == 0 or remote[0] in NULL_ADDRESSES
 
 
 class PortAllocator:
@@ -204,7 +207,7 @@ class RtpEndpoint:
                 and data[0] == 0x80
                 and not 64 <= data[1] & 0x7F <= 95  # not RTCP (RFC 5761 §4)
             ):
-                second, sequence, timestamp, ssrc = _AFTER_FIRST.unpack_from(data, 1)
+                second, sequence, timestamp, ssrc = AFTER_FIRST_OCTET.unpack_from(data, 1)
                 self.stats.received += 1
                 self.last_received = now = time.monotonic()
                 if self.rtcp is not None:
@@ -290,38 +293,41 @@ class RtpEndpoint:
     def send(self, packet: RtpPacket) -> None:
         """Send one RTP packet to the phone (protected when SRTP is on). Unlike relayed
         audio, a packet the socket cannot take now (text, RFC 4733 events) waits in the
-        transport's queue: it must not be lost."""
-        self._send(packet.serialize(), packet.timestamp, len(packet.payload), queue=True)
-
-    def send_relayed(self, numbers: tuple[int, int, int, bool], ssrc: int, payload: bytes) -> None:
-        """:meth:`send` for relayed audio: ``numbers`` are the payload type, sequence
-        number, timestamp and marker from
-        :meth:`~appliance.media.rtp.StreamRewriter.forward`; a 12-byte header
-        (RFC 3550 §5.1: no CSRCs, no extension) and the payload as it came."""
-        payload_type, sequence, timestamp, marker = numbers
-        header = FIXED_HEADER.pack(0x80, marker << 7 | payload_type, sequence, timestamp, ssrc)
-        self._send(header + payload, timestamp, len(payload))
-
-    def _send(self, data: bytes, timestamp: int, payload_size: int, *, queue: bool = False) -> None:
-        remote, sendto = self.remote, self._rtp_sendto
-        if remote is None or sendto is None:
+        transport's queue, in order: it must not be lost."""
+        remote, sock = self.remote, self._rtp
+        if remote is None or sock is None or sock.transport is None or _on_hold(remote):
             return
-        if remote[1] == 0 or remote[0] in NULL_ADDRESSES:  # on hold the RFC 2543 way
-            return
+        data = packet.serialize()
         if self.srtp is not None:
             data = self.srtp.protect(data)
-        if queue:  # asyncio sends at once, or queues in order until the socket can take it
-            transport = self._rtp.transport if self._rtp is not None else None
-            if transport is None:
-                return
-            transport.sendto(data, remote)
-        else:
-            try:
-                sendto(data, remote)
-            except OSError as exc:  # a full buffer (real-time audio: late is as bad as lost)
-                self.stats.send_failures += 1
-                log.debug("RTP to %s:%d not sent: %s", remote[0], remote[1], exc)
-                return
+        sock.transport.sendto(data, remote)  # at once, or queued until the socket can take it
+        self._sent(packet.timestamp, len(packet.payload))
+
+    def send_relayed(self, numbers: tuple[int, int, int, bool], ssrc: int, payload: bytes) -> None:
+        """Send relayed audio: ``numbers`` are the payload type, sequence number,
+        timestamp and marker from :meth:`~appliance.media.rtp.StreamRewriter.forward`; a
+        12-byte header (RFC 3550 §5.1: no CSRCs, no extension) and the payload as it came.
+        Written with the socket's own ``sendto``; a packet it refuses (a full buffer) is
+        dropped and counted, since late audio is as bad as lost audio."""
+        remote, sendto = self.remote, self._rtp_sendto
+        if remote is None or sendto is None or remote[1] == 0 or remote[0] in NULL_ADDRESSES:
+            return  # nowhere yet, or on hold the RFC 2543 way
+        payload_type, sequence, timestamp, marker = numbers
+        data = FIXED_HEADER.pack(0x80, marker << 7 | payload_type, sequence, timestamp, ssrc)
+        data += payload
+        if self.srtp is not None:
+            data = self.srtp.protect(data)
+        try:
+            sendto(data, remote)
+        except OSError as exc:
+            self.stats.send_failures += 1
+            log.debug("RTP to %s:%d not sent: %s", remote[0], remote[1], exc)
+            return
+        self.stats.sent += 1
+        if self.rtcp is not None:
+            self.rtcp.rtp_sent(timestamp, len(payload), time.monotonic())
+
+    def _sent(self, timestamp: int, payload_size: int) -> None:
         self.stats.sent += 1
         if self.rtcp is not None:
             self.rtcp.rtp_sent(timestamp, payload_size, time.monotonic())

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 FIXED_HEADER = struct.Struct("!BBHII")
 """The 12 octets every RTP packet starts with (RFC 3550 §5.1): V/P/X/CC, M/PT, sequence
 number, timestamp, SSRC."""
+AFTER_FIRST_OCTET = struct.Struct("!BHII")
+"""The fixed header after its first octet (RFC 3550 §5.1): M/PT, sequence number,
+timestamp, SSRC; for plain headers whose first octet was already looked at."""
 _EXTENSION = struct.Struct("!HH")  # profile-defined bits and length in words (§5.3.1)
 MAX_DROPOUT = 3000  # RFC 3550 A.1: a forward jump beyond this is a restarted stream
 MAX_MISORDER = 100  # RFC 3550 A.1: a packet further behind than this is a restart too

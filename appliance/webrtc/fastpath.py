@@ -39,6 +39,10 @@ sockets. It hooks, on one peer connection's objects only (aiortc 1.16.0, aioice
   sender keeps them, so its sender reports stay true (RFC 3550 §6.4.1). aiortc's own RTP
   task stays idle: its track (:class:`IdleTrack`) never yields a frame.
 
+The DTLS transport's own byte and packet counters (``RTCDtlsTransport.getStats``) count
+only what takes aiortc's path; the box reads none of them, and the fast path counts its
+own packets (:attr:`FastReceiver.fast`, :attr:`FastSender.sent`).
+
 ICE connectivity checks and consent freshness (RFC 7675) stay with aioice: they are STUN
 and never reach the fast path. Before DTLS is connected, or after consent is lost, there is
 no way to the browser; payloads to send are then dropped and counted.
@@ -65,7 +69,8 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtpPacket as AiortcPacket
 
-from appliance.media.rtp import RtpError, RtpPacket
+from appliance.media.rtcp import NTP_UNIX_OFFSET
+from appliance.media.rtp import AFTER_FIRST_OCTET, RtpError, RtpPacket
 from appliance.media.srtp import protector, unprotector
 
 log = logging.getLogger(__name__)
@@ -78,16 +83,10 @@ def _keep(task: asyncio.Future[None]) -> None:
     task.add_done_callback(_pending.discard)
 
 
-NTP_UNIX_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01 (RFC 5905 §6)
 _HEAD = struct.Struct("!BBHL")  # RFC 3550 §5.1 up to the timestamp; SSRC on in the template
-_AFTER_FIRST = struct.Struct("!BHII")  # RFC 3550 §5.1 after the first octet: M/PT to SSRC
 _COMPONENT_RTP = 1
-
-
-def ntp_now(clock: Callable[[], float] = time.time) -> int:
-    """The wall clock as a 64-bit NTP timestamp (RFC 3550 §4), to 0.5 µs (a double's
-    53 bits)."""
-    return int((clock() + NTP_UNIX_OFFSET) * 4294967296.0)
+_NTP_OFFSET = float(NTP_UNIX_OFFSET)
+_wall_clock = time.time
 
 
 class IdleTrack(MediaStreamTrack):
@@ -182,8 +181,6 @@ class FastReceiver:
             ):
                 original(data, component)
                 return
-            dtls._RTCDtlsTransport__rx_bytes += len(data)  # type: ignore[attr-defined]
-            dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
             if rx is not session[0]:
                 session[:] = rx, unprotector(rx)
             try:
@@ -198,7 +195,7 @@ class FastReceiver:
                 start = start if start <= size else 0
             fields = self.fields
             if start and fields is not None:
-                second, sequence, timestamp, ssrc = _AFTER_FIRST.unpack_from(plain, 1)
+                second, sequence, timestamp, ssrc = AFTER_FIRST_OCTET.unpack_from(plain, 1)
                 stats = streams.get(ssrc)
                 if (
                     stats is not None
@@ -371,10 +368,10 @@ class FastSender:
             except OSError:  # a full socket buffer or a closed socket: real-time, not queued
                 self.dropped += 1
                 return False
-            dtls._RTCDtlsTransport__tx_bytes += len(data)  # type: ignore[attr-defined]
-            dtls._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
         # What aiortc's sender keeps for its sender reports (RFC 3550 §6.4.1).
-        sender._RTCRtpSender__ntp_timestamp = ntp_now()  # type: ignore[attr-defined]
+        sender._RTCRtpSender__ntp_timestamp = int(  # type: ignore[attr-defined]
+            (_wall_clock() + _NTP_OFFSET) * 4294967296.0
+        )  # the wall clock as NTP (RFC 3550 §4), to 0.5 µs: what aiortc's clock gives
         sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
         sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]
         sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]

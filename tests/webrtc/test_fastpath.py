@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import aioice.ice
 import pytest
-from aiortc import RTCSessionDescription
+from aiortc import RTCSessionDescription, clock
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.stats import RTCRemoteInboundRtpStreamStats, RTCRemoteOutboundRtpStreamStats
@@ -96,6 +96,8 @@ async def test_audio_both_ways_byte_exact_through_the_fast_path() -> None:
     assert sender._RTCRtpSender__packet_count == 50  # type: ignore[attr-defined]
     assert sender._RTCRtpSender__octet_count == sum(map(len, payloads))  # type: ignore[attr-defined]
     assert sender._RTCRtpSender__rtp_timestamp == browser.received[-1].timestamp  # type: ignore[attr-defined]
+    ntp = sender._RTCRtpSender__ntp_timestamp  # type: ignore[attr-defined]
+    assert 0 <= clock.current_ntp_time() - ntp < 5 << 32  # the last send's wall clock, as NTP
     browser_receiver: RTCRtpReceiver = next(
         t.receiver for t in browser.pc.getTransceivers() if t.kind == "audio"
     )

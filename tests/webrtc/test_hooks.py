@@ -10,7 +10,7 @@ import re
 import aioice.ice
 import pytest
 from aioice.ice import Connection, StunProtocol
-from aiortc import RTCPeerConnection, clock
+from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter, State
 from aiortc.rtcrtpreceiver import StreamStatistics
@@ -77,12 +77,11 @@ def test_dtls_transport_demultiplexes_and_protects_as_the_fast_path_mirrors() ->
     receive = inspect.getsource(RTCDtlsTransport._recv_next)
     assert "first_byte > 127 and first_byte < 192 and self._rx_srtp" in receive
     assert "self._rx_srtp.unprotect(data)" in receive
-    assert "self.__rx_bytes += len(data)" in receive
     handle = inspect.getsource(RTCDtlsTransport._handle_rtp_data)
     assert "RtpPacket.parse(data, self._rtp_header_extensions_map)" in handle
     assert "self._rtp_router.route_rtp(packet)" in handle
     send = inspect.getsource(RTCDtlsTransport._send_rtp)
-    assert "self._tx_srtp.protect(data)" in send and "self.__tx_packets += 1" in send
+    assert "self._tx_srtp.protect(data)" in send
     assert State.CONNECTED.name == "CONNECTED"
 
 
@@ -120,9 +119,6 @@ def test_sender_reports_come_from_the_counters_the_fast_path_keeps() -> None:
     ):
         assert line in run_rtcp, line
     assert "if not self._enabled" in inspect.getsource(RTCRtpSender._next_encoded_frame)
-    assert fastpath.ntp_now() >> 32 == clock.current_ntp_time() >> 32 or (
-        fastpath.ntp_now() >> 32 == (clock.current_ntp_time() >> 32) + 1
-    )
 
 
 async def test_the_private_attributes_of_the_fast_path_exist_with_their_shapes() -> None:
@@ -140,8 +136,6 @@ async def test_the_private_attributes_of_the_fast_path_exist_with_their_shapes()
     assert isinstance(dtls._rtp_router, RtpRouter)
     assert callable(dtls._rtp_router.route_rtp)
     assert isinstance(dtls._rtp_header_extensions_map, HeaderExtensionsMap)
-    for name in ("rx_bytes", "rx_packets", "tx_bytes", "tx_packets"):
-        assert getattr(dtls, f"_RTCDtlsTransport__{name}") == 0
     assert asyncio.iscoroutinefunction(dtls._send_rtp)
     connection = dtls.transport._connection
     assert isinstance(connection, Connection)
