@@ -37,11 +37,9 @@ from appliance.media.sdp import NULL_ADDRESSES, is_null_address
 log = logging.getLogger(__name__)
 
 PacketHandler = Callable[[RtpPacket], None]
+RtcpHandler = Callable[[bytes], None]
 AudioTap = Callable[[int, int, int, bool, bytes, float], None]
 """Sequence number, timestamp, SSRC, marker, payload and arrival time of one packet."""
-
-
-RtcpHandler = Callable[[bytes], None]
 
 
 def _on_hold(remote: tuple[str, int]) -> bool:
@@ -301,7 +299,9 @@ class RtpEndpoint:
         if self.srtp is not None:
             data = self.srtp.protect(data)
         sock.transport.sendto(data, remote)  # at once, or queued until the socket can take it
-        self._sent(packet.timestamp, len(packet.payload))
+        self.stats.sent += 1
+        if self.rtcp is not None:
+            self.rtcp.rtp_sent(packet.timestamp, len(packet.payload), time.monotonic())
 
     def send_relayed(self, numbers: tuple[int, int, int, bool], ssrc: int, payload: bytes) -> None:
         """Send relayed audio: ``numbers`` are the payload type, sequence number,
@@ -326,11 +326,6 @@ class RtpEndpoint:
         self.stats.sent += 1
         if self.rtcp is not None:
             self.rtcp.rtp_sent(timestamp, len(payload), time.monotonic())
-
-    def _sent(self, timestamp: int, payload_size: int) -> None:
-        self.stats.sent += 1
-        if self.rtcp is not None:
-            self.rtcp.rtp_sent(timestamp, payload_size, time.monotonic())
 
     def send_rtcp(self, data: bytes) -> None:
         """Send one compound RTCP packet (RFC 3550 §6)."""
