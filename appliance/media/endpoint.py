@@ -310,8 +310,8 @@ class RtpEndpoint:
         Written with the socket's own ``sendto``; a packet it refuses (a full buffer) is
         dropped and counted, since late audio is as bad as lost audio."""
         remote, sendto = self.remote, self._rtp_sendto
-        if remote is None or sendto is None or remote[1] == 0 or remote[0] in NULL_ADDRESSES:
-            return  # nowhere yet, or on hold the RFC 2543 way
+        if remote is None or sendto is None or _on_hold(remote):
+            return
         payload_type, sequence, timestamp, marker = numbers
         data = FIXED_HEADER.pack(0x80, marker << 7 | payload_type, sequence, timestamp, ssrc)
         data += payload

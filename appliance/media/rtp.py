@@ -28,6 +28,22 @@ class RtpError(ValueError):
     """Bytes that are not an RTP packet."""
 
 
+def plain_payload_start(data: bytes) -> int:
+    """Where the payload starts when the header is a plain one: no padding, no CSRCs and
+    at most one header extension block (RFC 3550 §5.1, §5.3.1), what phones and browsers
+    send; 0 for any other packet (for :meth:`RtpPacket.parse` to read or refuse)."""
+    size = len(data)
+    if size < 12:
+        return 0
+    first = data[0]
+    if first == 0x80:
+        return 12
+    if first == 0x90 and size >= 16:
+        end = 16 + 4 * (data[14] << 8 | data[15])
+        return end if end <= size else 0
+    return 0
+
+
 def is_rtcp(data: bytes) -> bool:
     """RTCP on a multiplexed port: packet types 192-223 (RFC 5761 §4)."""
     return len(data) >= 2 and 64 <= (data[1] & 0x7F) <= 95
@@ -56,12 +72,10 @@ class RtpPacket:
             raise RtpError(f"RTP version {first >> 6}, expected 2")
         if first == 0x80:  # no padding, extension or CSRCs: a phone's audio, every 20 ms
             return cls(second & 0x7F, sequence, timestamp, ssrc, second > 0x7F, data[12:])
-        if first == 0x90 and len(data) >= 16:  # one extension block: a browser's audio
-            end = 16 + 4 * (data[14] << 8 | data[15])
-            if len(data) >= end:
-                block = (data[12] << 8 | data[13], data[16:end])
-                marker, payload = second > 0x7F, data[end:]
-                return cls(second & 0x7F, sequence, timestamp, ssrc, marker, payload, (), block)
+        if first == 0x90 and (end := plain_payload_start(data)):  # a browser's audio
+            block = (data[12] << 8 | data[13], data[16:end])
+            marker, payload = second > 0x7F, data[end:]
+            return cls(second & 0x7F, sequence, timestamp, ssrc, marker, payload, (), block)
         count = first & 0x0F
         offset = 12 + 4 * count
         if len(data) < offset:

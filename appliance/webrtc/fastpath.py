@@ -70,7 +70,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtpPacket as AiortcPacket
 
 from appliance.media.rtcp import NTP_UNIX_OFFSET
-from appliance.media.rtp import AFTER_FIRST_OCTET, RtpError, RtpPacket
+from appliance.media.rtp import AFTER_FIRST_OCTET, RtpError, RtpPacket, plain_payload_start
 from appliance.media.srtp import protector, unprotector
 
 log = logging.getLogger(__name__)
@@ -188,11 +188,7 @@ class FastReceiver:
             except pylibsrtp.Error:
                 self.undecryptable += 1
                 return
-            first, size = plain[0], len(plain)
-            start = 12 if first == 0x80 else 0  # where the payload starts; 0: not plain
-            if first == 0x90 and size >= 16:  # one extension block (RFC 3550 §5.3.1)
-                start = 16 + 4 * (plain[14] << 8 | plain[15])
-                start = start if start <= size else 0
+            start = plain_payload_start(plain)  # 0: not a plain header, parsed below
             fields = self.fields
             if start and fields is not None:
                 second, sequence, timestamp, ssrc = AFTER_FIRST_OCTET.unpack_from(plain, 1)
