@@ -14,7 +14,9 @@ Every part is real and runs in its own process on loopback:
   packets through the receiver tap the box itself uses
   (:func:`appliance.webrtc.hooks.tap_receiver`): right after SRTP, before aiortc's
   jitter buffer and decoder. Streams are spread evenly over the 20 ms period, as
-  independent browsers would be.
+  independent browsers would be. Their RTCP reports come every 5 s on average, as a
+  browser's audio reports do (libwebrtc's default interval for audio), rather than
+  aiortc's 1 s (:func:`appliance.webrtc.hooks.set_rtcp_interval`).
 * **the phone**: sipp as UAS (``relay_phone.xml``) answering with PCMU on its RTP echo
   port (``-rtp_echo``), which reflects every datagram to its sender. The audio path is
   browser -> box -> phone echo -> box -> browser.
@@ -72,12 +74,13 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpsender import RTCRtpSender
 
 from appliance.auth.passwords import hash_password
-from appliance.webrtc.hooks import set_host_addresses, tap_receiver
+from appliance.webrtc.hooks import set_host_addresses, set_rtcp_interval, tap_receiver
 
 GOAL_CPU_PCT_PER_CALL = 0.5
 GOAL_RATIO_VS_BARE = 2.0
 PTIME = 0.02
 PAYLOAD_BYTES = 160  # 20 ms of G.711 at 8000 Hz
+BROWSER_RTCP_INTERVAL = 5.0  # libwebrtc's default report interval for audio streams
 CLOCK_RATE = 8000
 DRAIN_S = 1.0
 MAGIC = b"RLY1"
@@ -437,6 +440,7 @@ async def place_call(
 
 async def browsers_role(url: str, target: str, operators: list[str]) -> None:
     set_host_addresses(["127.0.0.1"])  # aioice leaves loopback out by itself
+    set_rtcp_interval(BROWSER_RTCP_INTERVAL)
     count = len(operators)
     recorder = Recorder(count)
     origin = url.rstrip("/")

@@ -21,6 +21,7 @@ from appliance.calls.text import TextConfig
 from appliance.config.schema import MediaConfig, Operator, RttConfig, WebRtcConfig
 from appliance.media.codecs import TELEPHONE_EVENT, preferred
 from appliance.media.endpoint import PortAllocator
+from appliance.media.rtcp import MIN_INTERVAL
 from appliance.rtt.bridge import TextSettings
 from appliance.rtt.transcript import read_transcript, render, transcript_path
 from appliance.runtime.health import Health
@@ -142,6 +143,7 @@ class CallManager(Subsystem):
     def _stack_loaded(self, leg: ModuleType, hooks: ModuleType) -> None:
         self._ice_servers = leg.ice_servers(self.webrtc_config)
         self.host_addresses.attach(hooks.set_host_addresses)
+        hooks.set_rtcp_interval(MIN_INTERVAL)  # the browser leg reports as the phone leg does
 
     async def _new_leg(
         self, on_audio: BrowserPacketSink, on_state: Callable[[str], None]

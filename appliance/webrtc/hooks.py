@@ -11,6 +11,11 @@ alone; both are needed for a relay. The hooks, each one assignment, are:
 * :func:`set_host_addresses` replaces ``aioice.ice.get_host_addresses`` (process-wide)
   so host candidates are the configured ICE addresses or interfaces, loopback included
   when it is configured (aioice drops 127.0.0.1 by itself).
+* :func:`set_rtcp_interval` replaces the ``random`` module seen by
+  ``aiortc.rtcrtpsender`` and ``aiortc.rtcrtpreceiver`` (process-wide), whose only use
+  there is the RTCP timer's ``asyncio.sleep(0.5 + random.random())``: aiortc's sender and
+  receiver reports then follow the interval the phone leg uses (RFC 3550 §6.2's
+  5-second minimum) instead of aiortc's fixed 1 second.
 
 The audio fast path (:mod:`appliance.webrtc.fastpath`) hooks further, on one peer
 connection's objects; its docstring lists the private attributes it relies on.
@@ -21,12 +26,15 @@ connection's objects; its docstring lists the private attributes it relies on.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import aioice
 import aioice.ice
 import aiortc
+import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtp import RtpPacket as AiortcPacket
 
@@ -99,3 +107,32 @@ def set_host_addresses(addresses: Iterable[str] = (), interfaces: Iterable[str] 
         return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
     aioice.ice.get_host_addresses = host_addresses
+
+
+AIORTC_RTCP_INTERVAL = 1.0  # aiortc's own: sleep(0.5 + random.random()), 0.5 to 1.5 s
+
+
+class _RtcpTimer:
+    """Stands for the ``random`` module in aiortc's sender and receiver modules.
+
+    aiortc waits ``0.5 + random.random()`` seconds between reports: 0.5 to 1.5 times a
+    1-second interval. :meth:`random` returns what makes that wait 0.5 to 1.5 times
+    ``interval`` instead, uniformly (RFC 3550 §6.3.1's randomization).
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+
+    def random(self) -> float:
+        """The value aiortc adds to 0.5 for its next RTCP wait."""
+        return self.interval * (0.5 + random.random()) - 0.5  # noqa: S311 - timing, not a secret
+
+
+def set_rtcp_interval(seconds: float) -> None:
+    """Make aiortc's RTCP senders and receivers report every ``seconds`` on average
+    (0.5 to 1.5 times it, RFC 3550 §6.3.1) from their next report on."""
+    if seconds < AIORTC_RTCP_INTERVAL / 2:
+        raise ValueError(f"an RTCP interval of {seconds} s is shorter than aiortc can wait")
+    timer = _RtcpTimer(seconds)
+    aiortc.rtcrtpsender.random = timer  # type: ignore[assignment,attr-defined]
+    aiortc.rtcrtpreceiver.random = timer  # type: ignore[assignment,attr-defined]

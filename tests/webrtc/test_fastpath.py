@@ -117,7 +117,7 @@ async def test_audio_both_ways_byte_exact_through_the_fast_path() -> None:
             isinstance(s, RTCRemoteInboundRtpStreamStats) and s.packetsReceived >= 45 for s in stats
         )
 
-    for _ in range(200):
+    for _ in range(500):  # reports come 0.5 to 1.5 intervals apart (RFC 3550 §6.3.1)
         if await browser_saw_sender_report() and await browser_saw_receiver_report():
             break
         await asyncio.sleep(0.02)

@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import statistics
 
 import aioice.ice
+import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
 import pytest
 from aioice.ice import Connection, StunProtocol
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter, State
-from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import HeaderExtensionsMap
 
@@ -47,6 +50,32 @@ async def test_the_receiver_internals_the_tap_uses_exist() -> None:
     assert isinstance(receiver._RTCRtpReceiver__codecs, dict)  # type: ignore[attr-defined]
     assert asyncio.iscoroutinefunction(receiver._handle_rtp_packet)
     await pc.close()
+
+
+def test_rtcp_interval_hook_scales_the_wait_of_aiortcs_reports() -> None:
+    """aiortc's sender and receiver use ``random`` only for the wait between their RTCP
+    reports; through the hook that wait is 0.5 to 1.5 times the interval (RFC 3550
+    §6.3.1), 5 s on average as the box sets it (§6.2), and back to aiortc's own."""
+    for module, owner in (
+        (aiortc.rtcrtpsender, RTCRtpSender),
+        (aiortc.rtcrtpreceiver, RTCRtpReceiver),
+    ):
+        assert re.findall(r"\brandom\.\w+", inspect.getsource(module)) == ["random.random"]
+        assert "await asyncio.sleep(0.5 + random.random())" in inspect.getsource(owner._run_rtcp)
+    saved = aiortc.rtcrtpsender.random, aiortc.rtcrtpreceiver.random  # type: ignore[attr-defined]
+    try:
+        hooks.set_rtcp_interval(5.0)
+        for module in (aiortc.rtcrtpsender, aiortc.rtcrtpreceiver):
+            waits = [0.5 + module.random.random() for _ in range(4000)]
+            assert min(waits) >= 2.5 and max(waits) < 7.5
+            assert 4.8 < statistics.mean(waits) < 5.2
+        hooks.set_rtcp_interval(hooks.AIORTC_RTCP_INTERVAL)
+        waits = [0.5 + aiortc.rtcrtpsender.random.random() for _ in range(4000)]  # type: ignore[attr-defined]
+        assert min(waits) >= 0.5 and max(waits) < 1.5
+        with pytest.raises(ValueError, match="shorter than aiortc can wait"):
+            hooks.set_rtcp_interval(0.4)
+    finally:
+        aiortc.rtcrtpsender.random, aiortc.rtcrtpreceiver.random = saved  # type: ignore[attr-defined]
 
 
 # ----- the audio fast path (appliance.webrtc.fastpath) -----------------------------------------
@@ -160,3 +189,4 @@ async def test_the_private_attributes_of_the_fast_path_exist_with_their_shapes()
     with pytest.raises(MediaStreamError):
         await waiting
     await pc.close()
+
