@@ -35,9 +35,11 @@ sockets. It hooks, on one peer connection's objects only (aiortc 1.16.0, aioice
   dropped and counted, never queued behind later audio. When that pair is not a plain
   UDP socket (a TURN relay) the packet takes aiortc's ``RTCDtlsTransport._send_rtp``
   instead. The sender's RTCP sender-report counters (``_RTCRtpSender__packet_count``,
-  ``__octet_count``, ``__rtp_timestamp``, ``__ntp_timestamp``) are kept as aiortc's
-  sender keeps them, so its sender reports stay true (RFC 3550 §6.4.1). aiortc's own RTP
-  task stays idle: its track (:class:`IdleTrack`) never yields a frame.
+  ``__octet_count``, ``__rtp_timestamp``, ``__ntp_timestamp``) read what the fast path
+  sent, so its sender reports stay true (RFC 3550 §6.4.1): the sender's class becomes
+  :class:`_ReportingSender`, whose properties of those names compute them when aiortc
+  reads them instead of having them written per packet. aiortc's own RTP task stays
+  idle: its track (:class:`IdleTrack`) never yields a frame.
 
 The DTLS transport's own byte and packet counters (``RTCDtlsTransport.getStats``) count
 only what takes aiortc's path; the box reads none of them, and the fast path counts its
@@ -87,6 +89,7 @@ _HEAD = struct.Struct("!BBHL")  # RFC 3550 §5.1 up to the timestamp; SSRC on in
 _COMPONENT_RTP = 1
 _NTP_OFFSET = float(NTP_UNIX_OFFSET)
 _wall_clock = time.time
+_CONNECTED = State.CONNECTED  # a module constant: an enum member lookup costs more per packet
 
 
 class IdleTrack(MediaStreamTrack):
@@ -177,7 +180,7 @@ class FastReceiver:
                 or component != _COMPONENT_RTP
                 or data[0] >> 6 != 2  # RFC 7983 §7: 128-191 is RTP or RTCP
                 or 64 <= data[1] & 0x7F <= 95  # RTCP (RFC 5761 §4, rtp.is_rtcp)
-                or dtls._state is not State.CONNECTED
+                or dtls._state is not _CONNECTED
             ):
                 original(data, component)
                 return
@@ -280,7 +283,24 @@ class FastSender:
         self.sequence = secrets.randbelow(32768)  # low start, as aiortc and Chrome do
         self.timestamp_origin = secrets.randbits(32)
         self.payload_type = -1  # until :meth:`use`
-        self.sent = 0
+        # What the sender reports (RFC 3550 §6.4.1), read through _ReportingSender: the
+        # last packet's wall-clock time and RTP timestamp, packets and payload octets.
+        self.wall_time: float
+        self.rtp_timestamp: int
+        self.sent: int
+        self.octets: int
+        if isinstance(sender, _ReportingSender):  # a fast path again: go on counting
+            prior = sender._fast
+            self.wall_time, self.rtp_timestamp = prior.wall_time, prior.rtp_timestamp
+            self.sent, self.octets = prior.sent, prior.octets
+        else:  # what aiortc's __init__ set, from now on kept here
+            fields = vars(sender)
+            self.wall_time = fields.pop(_NTP) / 4294967296.0 - _NTP_OFFSET
+            self.rtp_timestamp = fields.pop(_RTP)
+            self.sent = fields.pop(_PACKETS)
+            self.octets = fields.pop(_OCTETS)
+            sender.__class__ = _ReportingSender
+        sender._fast = self  # type: ignore[attr-defined]
         self.dropped = 0
         self.relayed_via_aiortc = 0
         self._first = 0
@@ -328,7 +348,7 @@ class FastSender:
         tx = dtls._tx_srtp
         if (
             tx is None
-            or dtls._state is not State.CONNECTED
+            or dtls._state is not _CONNECTED
             or self.payload_type < 0
             or not sender._enabled
             or not sender._RTCRtpSender__started  # type: ignore[attr-defined]
@@ -364,15 +384,59 @@ class FastSender:
             except OSError:  # a full socket buffer or a closed socket: real-time, not queued
                 self.dropped += 1
                 return False
-        # What aiortc's sender keeps for its sender reports (RFC 3550 §6.4.1).
-        sender._RTCRtpSender__ntp_timestamp = int(  # type: ignore[attr-defined]
-            (_wall_clock() + _NTP_OFFSET) * 4294967296.0
-        )  # the wall clock as NTP (RFC 3550 §4), to 0.5 µs: what aiortc's clock gives
-        sender._RTCRtpSender__rtp_timestamp = rtp_timestamp  # type: ignore[attr-defined]
-        sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]
-        sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
+        self.wall_time = _wall_clock()  # for the sender reports (_ReportingSender)
+        self.rtp_timestamp = rtp_timestamp
+        self.octets += len(payload)
         self.sent += 1
         return True
+
+
+_NTP = "_RTCRtpSender__ntp_timestamp"
+_RTP = "_RTCRtpSender__rtp_timestamp"
+_PACKETS = "_RTCRtpSender__packet_count"
+_OCTETS = "_RTCRtpSender__octet_count"
+
+
+def _ntp_get(sender: Any) -> int:
+    # The wall clock as NTP (RFC 3550 §4), to 0.5 µs: what aiortc's clock gives.
+    return int((sender._fast.wall_time + _NTP_OFFSET) * 4294967296.0)
+
+
+def _ntp_set(sender: Any, value: int) -> None:
+    sender._fast.wall_time = value / 4294967296.0 - _NTP_OFFSET
+
+
+def _field(name: str) -> property:
+    def get(sender: Any) -> int:
+        value: int = getattr(sender._fast, name)
+        return value
+
+    def set_(sender: Any, value: int) -> None:
+        setattr(sender._fast, name, value)
+
+    return property(get, set_)
+
+
+class _ReportingSender(RTCRtpSender):
+    """An ``RTCRtpSender`` whose sender-report counters are its :class:`FastSender`'s.
+
+    aiortc reads ``__ntp_timestamp``, ``__rtp_timestamp``, ``__packet_count`` and
+    ``__octet_count`` when it builds a sender report (RFC 3550 §6.4.1) and in
+    ``getStats``; here they are properties computed from what :meth:`FastSender.send`
+    noted, and what aiortc writes to them goes there too. A sender gets this class by
+    ``__class__`` assignment (same layout: it adds no slots) when its fast path is made.
+    """
+
+    _fast: FastSender
+
+
+for _name, _property in (
+    (_NTP, property(_ntp_get, _ntp_set)),
+    (_RTP, _field("rtp_timestamp")),
+    (_PACKETS, _field("sent")),
+    (_OCTETS, _field("octets")),
+):
+    setattr(_ReportingSender, _name, _property)
 
 
 async def _send_via_aiortc(dtls: RTCDtlsTransport, plain: bytes) -> None:

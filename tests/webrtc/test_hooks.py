@@ -7,6 +7,7 @@ import asyncio
 import inspect
 import re
 import statistics
+import time
 
 import aioice.ice
 import aiortc.rtcrtpreceiver
@@ -190,3 +191,27 @@ async def test_the_private_attributes_of_the_fast_path_exist_with_their_shapes()
         await waiting
     await pc.close()
 
+
+async def test_a_fast_senders_counters_are_what_aiortc_reads_for_its_reports() -> None:
+    """The sender's report fields (RFC 3550 §6.4.1), read and written by aiortc under their
+    private names, are the FastSender's: a real sender, its class swapped, its stats."""
+    pc = RTCPeerConnection()
+    sender = pc.addTransceiver("audio").sender
+    fast = fastpath.FastSender(sender)
+    assert isinstance(sender, RTCRtpSender) and type(sender) is not RTCRtpSender
+    assert (fast.sent, fast.octets, fast.rtp_timestamp) == (0, 0, 0)
+    assert sender._RTCRtpSender__ntp_timestamp == 0  # type: ignore[attr-defined]
+    fast.wall_time, fast.rtp_timestamp, fast.sent, fast.octets = time.time(), 1234, 7, 1120
+    ntp = sender._RTCRtpSender__ntp_timestamp  # type: ignore[attr-defined]
+    assert abs(ntp / 2**32 - 2208988800 - fast.wall_time) < 1e-6
+    assert sender._RTCRtpSender__rtp_timestamp == 1234  # type: ignore[attr-defined]
+    assert sender._RTCRtpSender__packet_count == 7  # type: ignore[attr-defined]
+    assert sender._RTCRtpSender__octet_count == 1120  # type: ignore[attr-defined]
+    sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]  # as aiortc writes
+    sender._RTCRtpSender__ntp_timestamp = 5 << 32  # type: ignore[attr-defined]
+    assert fast.sent == 8 and sender._RTCRtpSender__ntp_timestamp == 5 << 32  # type: ignore[attr-defined]
+    stats = [s for s in (await sender.getStats()).values() if s.type == "outbound-rtp"]
+    assert [(s.packetsSent, s.bytesSent) for s in stats] == [(8, 1120)]
+    again = fastpath.FastSender(sender)  # a second fast path goes on counting
+    assert (again.sent, again.octets, sender._fast) == (8, 1120, again)  # type: ignore[attr-defined]
+    await pc.close()
