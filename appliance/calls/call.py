@@ -690,12 +690,11 @@ class Call:
         if audio is None or endpoint is None or self.held_here or self._dtmf_active:
             return
         to_phone = audio.to_phone
-        out = to_phone.forward_numbers(
-            payload_type, sequence, timestamp, ssrc, marker, time.monotonic()
-        )
+        now = time.monotonic()
+        out = to_phone.forward_numbers(payload_type, sequence, timestamp, ssrc, marker, now)
         if out is not None:
             audio.from_browser += 1
-            endpoint.send_relayed(out, to_phone.ssrc, payload)
+            endpoint.send_relayed(out, to_phone.ssrc, payload, now)
 
     # ----- ending ------------------------------------------------------------------------------
 

@@ -120,6 +120,7 @@ class RtpEndpoint:
         self.local_address = ""
         self.port = 0
         self.remote: tuple[str, int] | None = None
+        self._relay_to: tuple[str, int] | None = None  # remote, None while it is a hold
         self.remote_rtcp: tuple[str, int] | None = None
         self.rtcp_mux = False
         self.srtp: SrtpContext | None = None
@@ -181,11 +182,15 @@ class RtpEndpoint:
         if signalled == self._signalled:
             return
         self._signalled = signalled
-        self.remote = (address, port)
+        self._set_remote((address, port))
         self.rtcp_mux = rtcp_mux
         self.remote_rtcp = (address, port if rtcp_mux else (rtcp_port or port + 1))
         self._latched = False
         self._latched_at = None
+
+    def _set_remote(self, remote: tuple[str, int]) -> None:
+        self.remote = remote
+        self._relay_to = None if _on_hold(remote) else remote
 
     def tap(self, payload_type: int, function: AudioTap) -> None:
         """Give plain RTP of ``payload_type`` (the relayed audio) from the latched address
@@ -252,7 +257,7 @@ class RtpEndpoint:
         if (host, port) != self.remote:
             said = self._signalled[1] if self._signalled else 0
             log.info("RTP latched to %s:%d (SDP said port %d)", host, port, said)
-            self.remote = (host, port)
+            self._set_remote((host, port))
             if self.rtcp_mux:
                 self.remote_rtcp = (host, port)
         self._latched = True
@@ -303,14 +308,17 @@ class RtpEndpoint:
         if self.rtcp is not None:
             self.rtcp.rtp_sent(packet.timestamp, len(packet.payload), time.monotonic())
 
-    def send_relayed(self, numbers: tuple[int, int, int, bool], ssrc: int, payload: bytes) -> None:
+    def send_relayed(
+        self, numbers: tuple[int, int, int, bool], ssrc: int, payload: bytes, now: float
+    ) -> None:
         """Send relayed audio: ``numbers`` are the payload type, sequence number,
         timestamp and marker from :meth:`~appliance.media.rtp.StreamRewriter.forward`; a
-        12-byte header (RFC 3550 §5.1: no CSRCs, no extension) and the payload as it came.
-        Written with the socket's own ``sendto``; a packet it refuses (a full buffer) is
-        dropped and counted, since late audio is as bad as lost audio."""
-        remote, sendto = self.remote, self._rtp_sendto
-        if remote is None or sendto is None or _on_hold(remote):
+        12-byte header (RFC 3550 §5.1: no CSRCs, no extension) and the payload as it came;
+        ``now`` is the monotonic time, for RTCP. Written with the socket's own ``sendto``; a
+        packet it refuses (a full buffer) is dropped and counted, since late audio is as bad
+        as lost audio. Nothing is sent while the phone's address is a hold (RFC 3264 §8.4)."""
+        remote, sendto = self._relay_to, self._rtp_sendto
+        if remote is None or sendto is None:
             return
         payload_type, sequence, timestamp, marker = numbers
         data = FIXED_HEADER.pack(0x80, marker << 7 | payload_type, sequence, timestamp, ssrc)
@@ -325,7 +333,7 @@ class RtpEndpoint:
             return
         self.stats.sent += 1
         if self.rtcp is not None:
-            self.rtcp.rtp_sent(timestamp, len(payload), time.monotonic())
+            self.rtcp.rtp_sent(timestamp, len(payload), now)
 
     def send_rtcp(self, data: bytes) -> None:
         """Send one compound RTCP packet (RFC 3550 §6)."""

@@ -314,13 +314,21 @@ async def test_null_address_and_port_zero_send_nothing(
     opened: tuple[RtpEndpoint, Collected], handset: Phone
 ) -> None:
     endpoint, _ = opened
+    payload = b"\xd5" * 160
     endpoint.send(rtp(1))  # no remote yet
+    endpoint.send_relayed((0, 1, 160, False), 0xB0B0, payload, time.monotonic())
     endpoint.set_remote("0.0.0.0", handset.port)  # RFC 2543-style hold
     endpoint.send(rtp(2))
+    endpoint.send_relayed((0, 2, 320, False), 0xB0B0, payload, time.monotonic())
     endpoint.set_remote(HOST, 0)
     endpoint.send(rtp(3))
+    endpoint.send_relayed((0, 3, 480, False), 0xB0B0, payload, time.monotonic())
     await handset.nothing()
     assert endpoint.stats.sent == 0
+    endpoint.set_remote(HOST, handset.port)  # resumed: relayed audio flows again
+    endpoint.send_relayed((0, 4, 640, False), 0xB0B0, payload, time.monotonic())
+    data, _ = await handset.receive()
+    assert RtpPacket.parse(data) == RtpPacket(0, 4, 640, 0xB0B0, False, payload)
 
 
 async def test_relayed_audio_the_socket_refuses_is_dropped_and_other_rtp_waits(
@@ -331,7 +339,7 @@ async def test_relayed_audio_the_socket_refuses_is_dropped_and_other_rtp_waits(
     events) goes through the transport, which queues what the socket cannot take."""
     endpoint, _ = opened
     endpoint.set_remote(HOST, handset.port)
-    endpoint.send_relayed((0, 7, 1120, False), 0xB0B0, b"\xd5" * 160)
+    endpoint.send_relayed((0, 7, 1120, False), 0xB0B0, b"\xd5" * 160, time.monotonic())
     data, _ = await handset.receive()
     assert RtpPacket.parse(data) == RtpPacket(0, 7, 1120, 0xB0B0, False, b"\xd5" * 160)
 
@@ -339,7 +347,7 @@ async def test_relayed_audio_the_socket_refuses_is_dropped_and_other_rtp_waits(
         raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
 
     endpoint._rtp_sendto = full
-    endpoint.send_relayed((0, 8, 1280, False), 0xB0B0, b"\xd5" * 160)
+    endpoint.send_relayed((0, 8, 1280, False), 0xB0B0, b"\xd5" * 160, time.monotonic())
     assert endpoint.stats.send_failures == 1 and endpoint.stats.sent == 1
     endpoint.send(rtp(9))
     data, _ = await handset.receive()
