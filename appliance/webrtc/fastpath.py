@@ -428,15 +428,11 @@ class _ReportingSender(RTCRtpSender):
     """
 
     _fast: FastSender
-
-
-for _name, _property in (
-    (_NTP, property(_ntp_get, _ntp_set)),
-    (_RTP, _field("rtp_timestamp")),
-    (_PACKETS, _field("sent")),
-    (_OCTETS, _field("octets")),
-):
-    setattr(_ReportingSender, _name, _property)
+    # One leading underscore: these names are not mangled again here.
+    _RTCRtpSender__ntp_timestamp = property(_ntp_get, _ntp_set)
+    _RTCRtpSender__rtp_timestamp = _field("rtp_timestamp")
+    _RTCRtpSender__packet_count = _field("sent")
+    _RTCRtpSender__octet_count = _field("octets")
 
 
 async def _send_via_aiortc(dtls: RTCDtlsTransport, plain: bytes) -> None:

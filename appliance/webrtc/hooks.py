@@ -1,7 +1,7 @@
 """The narrow hooks into aiortc and aioice this gateway depends on (versions pinned).
 
-aiortc has no public API for receiving encoded RTP, and aioice decides host candidates
-alone; both are needed for a relay. The hooks, each one assignment, are:
+aiortc has no public API for receiving encoded RTP or for setting its RTCP interval, and
+aioice decides host candidates alone; a relay needs all three. The hooks are:
 
 * :func:`tap_receiver` replaces ``RTCRtpReceiver._handle_rtp_packet`` on one receiver
   instance: packets reach the relay as they leave SRTP, before depayloading, the jitter
@@ -20,7 +20,7 @@ alone; both are needed for a relay. The hooks, each one assignment, are:
 The audio fast path (:mod:`appliance.webrtc.fastpath`) hooks further, on one peer
 connection's objects; its docstring lists the private attributes it relies on.
 
-``tests/webrtc/test_hooks.py`` fails if an aiortc or aioice upgrade breaks either.
+``tests/webrtc/test_hooks.py`` fails if an aiortc or aioice upgrade breaks any of them.
 """
 
 from __future__ import annotations
@@ -131,8 +131,8 @@ class _RtcpTimer:
 def set_rtcp_interval(seconds: float) -> None:
     """Make aiortc's RTCP senders and receivers report every ``seconds`` on average
     (0.5 to 1.5 times it, RFC 3550 §6.3.1) from their next report on."""
-    if seconds < AIORTC_RTCP_INTERVAL / 2:
-        raise ValueError(f"an RTCP interval of {seconds} s is shorter than aiortc can wait")
+    if not seconds > 0:
+        raise ValueError(f"an RTCP interval must be a positive number of seconds, not {seconds}")
     timer = _RtcpTimer(seconds)
     aiortc.rtcrtpsender.random = timer  # type: ignore[assignment,attr-defined]
     aiortc.rtcrtpreceiver.random = timer  # type: ignore[assignment,attr-defined]

@@ -73,8 +73,9 @@ def test_rtcp_interval_hook_scales_the_wait_of_aiortcs_reports() -> None:
         hooks.set_rtcp_interval(hooks.AIORTC_RTCP_INTERVAL)
         waits = [0.5 + aiortc.rtcrtpsender.random.random() for _ in range(4000)]  # type: ignore[attr-defined]
         assert min(waits) >= 0.5 and max(waits) < 1.5
-        with pytest.raises(ValueError, match="shorter than aiortc can wait"):
-            hooks.set_rtcp_interval(0.4)
+        for wrong in (0.0, -5.0, float("nan")):
+            with pytest.raises(ValueError, match="must be a positive number of seconds"):
+                hooks.set_rtcp_interval(wrong)
     finally:
         aiortc.rtcrtpsender.random, aiortc.rtcrtpreceiver.random = saved  # type: ignore[attr-defined]
 
