@@ -120,7 +120,7 @@ class RtpEndpoint:
         self.local_address = ""
         self.port = 0
         self.remote: tuple[str, int] | None = None
-        self._relay_to: tuple[str, int] | None = None  # remote, None while it is a hold
+        self._relay_to: tuple[str, int] | None = None  # remote; None while it is a hold
         self.remote_rtcp: tuple[str, int] | None = None
         self.rtcp_mux = False
         self.srtp: SrtpContext | None = None
@@ -297,8 +297,8 @@ class RtpEndpoint:
         """Send one RTP packet to the phone (protected when SRTP is on). Unlike relayed
         audio, a packet the socket cannot take now (text, RFC 4733 events) waits in the
         transport's queue, in order: it must not be lost."""
-        remote, sock = self.remote, self._rtp
-        if remote is None or sock is None or sock.transport is None or _on_hold(remote):
+        remote, sock = self._relay_to, self._rtp  # None while on hold (RFC 3264 §8.4)
+        if remote is None or sock is None or sock.transport is None:
             return
         data = packet.serialize()
         if self.srtp is not None:

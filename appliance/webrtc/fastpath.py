@@ -71,7 +71,7 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtpPacket as AiortcPacket
 
-from appliance.media.rtcp import NTP_UNIX_OFFSET
+from appliance.media.rtcp import NTP_UNIX_OFFSET, ntp_timestamp
 from appliance.media.rtp import AFTER_FIRST_OCTET, RtpError, RtpPacket, plain_payload_start
 from appliance.media.srtp import protector, unprotector
 
@@ -87,7 +87,6 @@ def _keep(task: asyncio.Future[None]) -> None:
 
 _HEAD = struct.Struct("!BBHL")  # RFC 3550 §5.1 up to the timestamp; SSRC on in the template
 _COMPONENT_RTP = 1
-_NTP_OFFSET = float(NTP_UNIX_OFFSET)
 _wall_clock = time.time
 _CONNECTED = State.CONNECTED  # a module constant: an enum member lookup costs more per packet
 
@@ -289,17 +288,12 @@ class FastSender:
         self.rtp_timestamp: int
         self.sent: int
         self.octets: int
-        if isinstance(sender, _ReportingSender):  # a fast path again: go on counting
-            prior = sender._fast
-            self.wall_time, self.rtp_timestamp = prior.wall_time, prior.rtp_timestamp
-            self.sent, self.octets = prior.sent, prior.octets
-        else:  # what aiortc's __init__ set, from now on kept here
-            fields = vars(sender)
-            self.wall_time = fields.pop(_NTP) / 4294967296.0 - _NTP_OFFSET
-            self.rtp_timestamp = fields.pop(_RTP)
-            self.sent = fields.pop(_PACKETS)
-            self.octets = fields.pop(_OCTETS)
-            sender.__class__ = _ReportingSender
+        # What aiortc's __init__ set, or a former fast path counted: go on from there.
+        ntp, self.rtp_timestamp, self.sent, self.octets = (getattr(sender, n) for n in _COUNTERS)
+        self.wall_time = ntp / 4294967296.0 - NTP_UNIX_OFFSET
+        for name in _COUNTERS:
+            vars(sender).pop(name, None)  # the properties of _ReportingSender stand for them
+        sender.__class__ = _ReportingSender
         sender._fast = self  # type: ignore[attr-defined]
         self.dropped = 0
         self.relayed_via_aiortc = 0
@@ -391,19 +385,20 @@ class FastSender:
         return True
 
 
-_NTP = "_RTCRtpSender__ntp_timestamp"
-_RTP = "_RTCRtpSender__rtp_timestamp"
-_PACKETS = "_RTCRtpSender__packet_count"
-_OCTETS = "_RTCRtpSender__octet_count"
+_COUNTERS = (  # aiortc's sender-report fields (RFC 3550 §6.4.1), by their private names
+    "_RTCRtpSender__ntp_timestamp",
+    "_RTCRtpSender__rtp_timestamp",
+    "_RTCRtpSender__packet_count",
+    "_RTCRtpSender__octet_count",
+)
 
 
 def _ntp_get(sender: Any) -> int:
-    # The wall clock as NTP (RFC 3550 §4), to 0.5 µs: what aiortc's clock gives.
-    return int((sender._fast.wall_time + _NTP_OFFSET) * 4294967296.0)
+    return ntp_timestamp(sender._fast.wall_time)  # the last send's wall clock as NTP
 
 
 def _ntp_set(sender: Any, value: int) -> None:
-    sender._fast.wall_time = value / 4294967296.0 - _NTP_OFFSET
+    sender._fast.wall_time = value / 4294967296.0 - NTP_UNIX_OFFSET
 
 
 def _field(name: str) -> property:
