@@ -85,11 +85,36 @@ def notify_socket() -> Iterator[NotifyListener]:
     listener.close()
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port free on loopback right now (TCP by default)."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free on loopback right now (TCP by default), for UDP and TCP alike.
+
+    The kernel may hand the same ephemeral port to two binds in a row once the
+    first socket is closed, so a port this process has handed out before is
+    never handed out again: one config cannot get one port for two services.
+    """
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port in _HANDED_OUT or not _bindable(port):
+            continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free loopback port found in 100 tries")
+
+
+def _bindable(port: int) -> bool:
+    """Whether ``port`` can be bound on loopback for both TCP and UDP now."""
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
 
 
 def write_config(path: Path, state_dir: Path, **tables: dict[str, Any]) -> Path:
