@@ -4,13 +4,20 @@ The service holds no capability: it only listens to the rtnetlink multicast grou
 and addresses (rtnetlink(7) ``RTMGRP_LINK``, ``RTMGRP_IPV4_IFADDR``, ``RTMGRP_IPV6_IFADDR``),
 which any process may join, and to the helper's event stream for DHCP. :class:`LinkTracker`
 is the pure part (state in, events out); :class:`NetworkMonitor` is the asyncio adapter.
+
+pyroute2's netlink sockets are ``AF_NETLINK`` datagram endpoints, which uvloop (the
+service's event loop, :mod:`appliance.runtime.eventloop`) does not open: the netlink side
+runs in a thread of its own on the standard library's selector loop
+(:class:`NetlinkThread`) and hands each message to the service's loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -124,6 +131,120 @@ def _cidr(msg: Any) -> str:
     return f"{ip}/{msg['prefixlen']}"
 
 
+class NetlinkThread:
+    """rtnetlink multicast ``groups`` followed in a thread, messages handed to the caller's loop.
+
+    :meth:`start` joins the groups, then dumps the links and addresses (so no change
+    between the two is missed), hands the dump to ``on_dump`` and returns; every later
+    message goes to ``on_message``, in order, on the loop that called :meth:`start`.
+    :meth:`ended` completes when following stops by itself (with its exception, if any).
+    """
+
+    def __init__(
+        self,
+        groups: int,
+        netns: str | None,
+        on_dump: Callable[[list[Any]], None],
+        on_message: Callable[[Any], None],
+    ) -> None:
+        self.groups = groups
+        self.netns = netns
+        self.on_dump = on_dump
+        self.on_message = on_message
+        self._thread: threading.Thread | None = None
+        self._own: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ended: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    async def start(self) -> None:
+        """Start the thread; return once the dump was handed over (or raise why not)."""
+        main = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = main.create_future()
+        self._thread = threading.Thread(
+            target=self._main, args=(main, ready), name="netlink", daemon=True
+        )
+        self._thread.start()
+        await ready
+
+    async def ended(self) -> None:
+        """Wait until following stops by itself; raise what stopped it."""
+        await asyncio.wrap_future(self._ended)
+
+    async def stop(self) -> None:
+        """Stop following, close the socket and wait for the thread."""
+        own, task, thread = self._own, self._task, self._thread
+        if own is not None and task is not None:
+            with contextlib.suppress(RuntimeError):  # its loop has already finished
+                own.call_soon_threadsafe(task.cancel)
+        if thread is not None:
+            await asyncio.to_thread(thread.join, 10)
+        self._thread = None
+
+    def _main(self, main: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
+        with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+            runner.run(self._run(main, ready))
+
+    async def _run(self, main: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
+        self._own, self._task = asyncio.get_running_loop(), asyncio.current_task()
+        kwargs = {"netns": self.netns} if self.netns else {}
+        try:
+            ipr = AsyncIPRoute(**kwargs)
+        except Exception as exc:
+            _post(main, _settle, ready, exc)
+            return
+        try:
+            try:
+                await ipr.bind(self.groups)
+                async with AsyncIPRoute(**kwargs) as dump:
+                    messages = [m async for m in await dump.get_links()]
+                    messages += [m async for m in await dump.get_addr()]
+            except Exception as exc:
+                _post(main, _settle, ready, exc)
+                return
+            _post(main, self._dumped, ready, messages)
+            while True:
+                async for msg in ipr.get():
+                    _post(main, self.on_message, msg)
+        except asyncio.CancelledError:
+            _conclude(self._ended, None)
+        except Exception as exc:
+            _conclude(self._ended, exc)
+        finally:
+            ipr.close()
+
+    def _dumped(self, ready: asyncio.Future[None], messages: list[Any]) -> None:
+        try:
+            self.on_dump(messages)
+        except Exception as exc:
+            _settle(ready, exc)
+        else:
+            _settle(ready, None)
+
+
+def _post(loop: asyncio.AbstractEventLoop, function: Callable[..., None], *args: Any) -> None:
+    """Call ``function(*args)`` on ``loop`` from another thread; nothing once it is closed."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(function, *args)
+
+
+def _conclude(future: concurrent.futures.Future[None], error: BaseException | None) -> None:
+    """Complete ``future`` unless its waiter gave up on it (cancelled it) first."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
 class NetworkMonitor(Subsystem):
     """Watches links and addresses; reports health, metrics and events to subscribers."""
 
@@ -144,7 +265,7 @@ class NetworkMonitor(Subsystem):
         self.leases: dict[str, dict[str, Any]] = {}
         self._callbacks: list[Callback] = []
         self._pending: dict[int, asyncio.TimerHandle] = {}
-        self._ipr: Any = None
+        self._netlink: NetlinkThread | None = None
         self.events_seen = metrics.counter(
             "appliance_net_events_total", "Network events raised, by kind.", ["kind"]
         )
@@ -271,16 +392,19 @@ class NetworkMonitor(Subsystem):
 
     async def start(self) -> None:
         """Join the multicast groups, read the current links, then follow changes."""
-        kwargs = {"netns": self.netns} if self.netns else {}
-        self._ipr = AsyncIPRoute(**kwargs)
-        await self._ipr.bind(RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)
-        async with AsyncIPRoute(**kwargs) as dump:
-            for msg in [m async for m in await dump.get_links()]:
-                self._handle(msg)
-            for msg in [m async for m in await dump.get_addr()]:
-                self._handle(msg)
-        self._report()
-        self.spawn(self._follow(), "netlink events")
+        self._netlink = NetlinkThread(
+            RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR,
+            self.netns,
+            on_dump=self._dumped,
+            on_message=lambda msg: self.publish(self._handle(msg)),
+        )
+        try:
+            await self._netlink.start()
+        except BaseException:
+            await self._netlink.stop()
+            self._netlink = None
+            raise
+        self.spawn(self._netlink.ended(), "netlink events")
         if self.helper_socket is not None:
             self.spawn(self._follow_helper(self.helper_socket), "helper events")
 
@@ -290,9 +414,14 @@ class NetworkMonitor(Subsystem):
             handle.cancel()
         self._pending.clear()
         await self.cancel_tasks()
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
+        if self._netlink is not None:
+            await self._netlink.stop()
+            self._netlink = None
+
+    def _dumped(self, messages: list[Any]) -> None:
+        for msg in messages:
+            self._handle(msg)
+        self._report()
 
     def _handle(self, msg: Any) -> list[NetEvent]:
         kind = msg.get("event")
@@ -312,12 +441,6 @@ class NetworkMonitor(Subsystem):
                 int(msg["index"]), _cidr(msg), present=kind == "RTM_NEWADDR"
             )
         return events
-
-    async def _follow(self) -> None:
-        assert self._ipr is not None
-        while True:
-            async for msg in self._ipr.get():
-                self.publish(self._handle(msg))
 
     async def _follow_helper(self, path: Path) -> None:
         """DHCP and configuration events from appliance-net; reconnects when it restarts."""

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -136,14 +137,17 @@ async def test_peer_flap_raises_events_within_a_second(lab: Callable[..., Lab]) 
     monitor = NetworkMonitor(config, health, metrics, netns=world.box.name)
     events: list[NetEvent] = []
     arrived = asyncio.Event()
+    threads: set[int] = set()
 
     def collect(event: NetEvent) -> None:
+        threads.add(threading.get_ident())
         events.append(event)
         arrived.set()
 
     monitor.subscribe(collect)
     await monitor.start()
     try:
+        assert any(t.name == "netlink" for t in threading.enumerate())
         assert health.snapshot().components[0].status is Status.OK
         assert samples(metrics)['appliance_net_link_carrier{interface="eth0"}'] == 1
 
@@ -184,8 +188,11 @@ async def test_peer_flap_raises_events_within_a_second(lab: Callable[..., Lab]) 
                 arrived.clear()
         assert samples(metrics)['appliance_net_addresses{interface="eth1"}'] >= 1
         assert samples(metrics)['appliance_net_events_total{kind="CarrierChanged"}'] >= 2
+        # Netlink is read in its own thread; subscribers are called on the service's loop.
+        assert threads == {threading.get_ident()}
     finally:
         await monitor.stop()
+    assert not any(t.name == "netlink" for t in threading.enumerate())
 
 
 @needs_netns
