@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ EXIT_INVALID = 2
 
 
 def _run(args: argparse.Namespace) -> int:
+    from appliance.runtime import eventloop
     from appliance.runtime.logs import setup_logging
     from appliance.service import Service
 
@@ -27,7 +27,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         return EXIT_INVALID
     setup_logging(args.log_level or config.service.log_level)
-    return asyncio.run(Service(config).run())
+    return eventloop.run(Service(config).run())
 
 
 def _check_config(args: argparse.Namespace) -> int:

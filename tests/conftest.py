@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import tomlkit
 
+from appliance.runtime import eventloop
+
 
 @dataclass(frozen=True)
 class NotifyMessage:
@@ -76,6 +78,11 @@ class NotifyListener:
         self.sock.close()
         self._thread.join(timeout=1)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """Async tests run on the event loop the service runs on (``appliance.runtime.eventloop``)."""
+    return {"uvloop": eventloop.new_event_loop}
 
 
 @pytest.fixture

@@ -29,10 +29,12 @@ sockets. It hooks, on one peer connection's objects only (aiortc 1.16.0, aioice
   ``_RTCRtpSender__rtp_header_extensions_map``, as aiortc's own sender writes it) and
   their own sequence/timestamp continuity (RFC 3550 §5.1), protected with libsrtp's own
   call on ``RTCDtlsTransport._tx_srtp`` (the sender's ``_RTCRtpSender__transport``) and
-  written at once with ``sendto`` of the UDP socket (asyncio's ``transport._sock``) of
-  the nominated ICE pair (``Connection._nominated``; the pair's address and socket are
-  kept until another pair is nominated). A packet the socket refuses (a full buffer) is
-  dropped and counted, never queued behind later audio. When that pair is not a plain
+  written at once to the UDP socket of the nominated ICE pair (``Connection._nominated``;
+  the pair's address and send function are kept until another pair is nominated): with
+  the socket's own ``sendto`` on the standard library's loop (``transport._sock``), with
+  the transport's ``sendto`` on uvloop, which writes at once when nothing is queued. A
+  packet the socket refuses (a full buffer) is dropped and counted, never queued behind
+  later audio. When that pair is not a plain
   UDP socket (a TURN relay) the packet takes aiortc's ``RTCDtlsTransport._send_rtp``
   instead. The sender's RTCP sender-report counters (``_RTCRtpSender__packet_count``,
   ``__octet_count``, ``__rtp_timestamp``, ``__ntp_timestamp``) read what the fast path
@@ -332,8 +334,7 @@ class FastSender:
         protocol = pair.protocol
         self._sendto = None
         if type(protocol) is StunProtocol:
-            sock = getattr(protocol.transport, "_sock", None)  # asyncio's own socket
-            self._sendto = sock.sendto if isinstance(sock, socket.socket) else None
+            self._sendto = _datagram_sender(protocol.transport)
 
     def send(self, payload: bytes, timestamp: int, marker: bool = False) -> bool:
         """Send one payload (``timestamp`` in RTP clock units); False when it was dropped."""
@@ -428,6 +429,31 @@ class _ReportingSender(RTCRtpSender):
     _RTCRtpSender__rtp_timestamp = _field("rtp_timestamp")
     _RTCRtpSender__packet_count = _field("sent")
     _RTCRtpSender__octet_count = _field("octets")
+
+
+def _datagram_sender(
+    transport: asyncio.BaseTransport,
+) -> Callable[[bytes, tuple[str, int]], Any] | None:
+    """A UDP candidate's send function that raises ``OSError`` instead of queueing.
+
+    On the standard library's loop it is the socket's own ``sendto`` (the transport's
+    ``_sock``); on uvloop the transport's ``sendto``, which writes at once when nothing
+    is queued, after a check that nothing is (a full socket buffer queues there).
+    """
+    sock = getattr(transport, "_sock", None)
+    if isinstance(sock, socket.socket):
+        return sock.sendto
+    queued = getattr(transport, "get_write_buffer_size", None)
+    if queued is None:  # aioice's TurnTransport: a TURN relay, not a socket of the box
+        return None
+    sendto = transport.sendto  # type: ignore[attr-defined]  # uvloop's UDPTransport
+
+    def send(data: bytes, address: tuple[str, int]) -> None:
+        if queued():
+            raise BlockingIOError("the socket's buffer is full")
+        sendto(data, address)
+
+    return send
 
 
 async def _send_via_aiortc(dtls: RTCDtlsTransport, plain: bytes) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import aioice.ice
 import pytest
+from aioice.turn import TurnTransport
 from aiortc import RTCSessionDescription, clock
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
@@ -17,6 +18,7 @@ from aiortc.stats import RTCRemoteInboundRtpStreamStats, RTCRemoteOutboundRtpStr
 
 from appliance.media.codecs import PCMA, PCMU
 from appliance.media.rtp import RtpPacket as BoxPacket
+from appliance.webrtc.fastpath import _datagram_sender
 from appliance.webrtc.hooks import set_host_addresses
 from appliance.webrtc.leg import WebRtcLeg
 from tests.waiting import until
@@ -221,3 +223,35 @@ async def test_data_channels_and_forged_srtp_beside_the_fast_path() -> None:
     assert box.state == "connected"
     await box.close()
     await browser.pc.close()
+
+
+async def _send_through_a_candidate_socket() -> tuple[bytes, bool]:
+    """Send one datagram with ``_datagram_sender`` of a loop's own UDP transport."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(5)
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+    )
+    try:
+        send = _datagram_sender(transport)
+        assert send is not None
+        send(b"\x80\x00audio", receiver.getsockname())
+        data = await asyncio.to_thread(receiver.recv, 100)
+        return data, isinstance(getattr(send, "__self__", None), socket.socket)
+    finally:
+        transport.close()
+        receiver.close()
+
+
+async def test_sends_through_the_candidate_socket_on_the_service_loop() -> None:
+    # The service's loop (uvloop): the transport's own send, no socket object exposed.
+    assert "uvloop" in type(asyncio.get_running_loop()).__module__
+    assert await _send_through_a_candidate_socket() == (b"\x80\x00audio", False)
+    # A TURN relay is no socket of the box: aiortc's own path sends there.
+    assert _datagram_sender(TurnTransport(None)) is None  # type: ignore[arg-type]
+
+
+def test_sends_with_the_socket_itself_on_the_selector_loop() -> None:
+    with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+        assert runner.run(_send_through_a_candidate_socket()) == (b"\x80\x00audio", True)
