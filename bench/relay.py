@@ -22,13 +22,17 @@ Every part is real and runs in its own process on loopback:
   browser -> box -> phone echo -> box -> browser.
 * **the bare forwarder** (``relay.py forwarder``): per call, a pair of asyncio
   ``DatagramProtocol`` sockets forwarding each datagram to a fixed peer (the echo; and
-  back to the sender). A plain UDP generator (``relay.py udp``) drives it with N streams of
-  172-byte RTP packets (12-byte header + 160-byte payload) every 20 ms: the same packet
-  rate as the box, 50 packets/s per call each way through the relay.
+  back to the sender), on the standard library's event loop: the reference the goal's
+  ratio is taken against. A plain UDP generator (``relay.py udp``) drives it with N
+  streams of 172-byte RTP packets (12-byte header + 160-byte payload) every 20 ms: the
+  same packet rate as the box, 50 packets/s per call each way through the relay.
+* **the same forwarder on uvloop** (``relay.py forwarder N ECHO uvloop``), the event
+  loop the box runs on (:mod:`appliance.runtime.eventloop`), with its own generator: how
+  much of the box's cost is the loop and the sockets alone, on its own loop.
 * **the direct path**: a second UDP generator sends N more such streams straight to an
   echo, with no relay: the reference round trip. Each path has its own sipp echo.
 
-All three paths run at once, in the same measuring window, so the load other programs put
+All four paths run at once, in the same measuring window, so the load other programs put
 on the machine falls on them alike. Each payload carries a magic, its stream, its
 sequence number and the sender's CLOCK_MONOTONIC time in ns; relays must pass payloads
 untouched (checked byte for byte), so every returning packet gives its own round-trip
@@ -74,6 +78,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpsender import RTCRtpSender
 
 from appliance.auth.passwords import hash_password
+from appliance.runtime import eventloop
 from appliance.webrtc.hooks import set_host_addresses, set_rtcp_interval, tap_receiver
 
 GOAL_CPU_PCT_PER_CALL = 0.5
@@ -297,6 +302,7 @@ class Back(asyncio.DatagramProtocol):
 
 
 async def forwarder_role(calls: int, echo: str) -> None:
+    """Forward ``calls`` streams to ``echo`` and back; print the ports to send to."""
     loop = asyncio.get_running_loop()
     host, port = echo.rsplit(":", 1)
     ports = []
@@ -727,7 +733,7 @@ def run(calls: int, seconds: float, warmup: float, dump: Path | None) -> dict[st
     with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmp:
         directory = Path(tmp)
         # One echo per path, so that no path's packets queue behind another's at the echo.
-        phones = {path: EchoPhone(directory) for path in ("direct", "bare", "box")}
+        phones = {path: EchoPhone(directory) for path in ("direct", "bare", "uvloop", "box")}
         children: list[Child] = []
         box: Box | None = None
         try:
@@ -740,13 +746,19 @@ def run(calls: int, seconds: float, warmup: float, dump: Path | None) -> dict[st
             idle_pct = 100.0 * (cpu_seconds(box.proc.pid) - idle0) / (time.monotonic() - idle_t0)
             forwarder = Child("forwarder", ["forwarder", str(calls), phones["bare"].echo],
                               directory, dump)  # fmt: skip
-            children.append(forwarder)
+            on_uvloop = Child("forwarder-uvloop",
+                              ["forwarder", str(calls), phones["uvloop"].echo, "uvloop"],
+                              directory, dump)  # fmt: skip
+            children.extend((forwarder, on_uvloop))
             ports = forwarder.expect("ports", timeout=15)
+            uvloop_ports = on_uvloop.expect("ports", timeout=15)
             generators = {
                 "direct": Child("direct", ["udp", *[phones["direct"].echo] * calls], directory,
                                 dump),
                 "bare": Child("bare", ["udp", *[f"127.0.0.1:{p}" for p in ports]], directory,
                               dump),
+                "uvloop": Child("uvloop", ["udp", *[f"127.0.0.1:{p}" for p in uvloop_ports]],
+                                directory, dump),
                 "box": Child("browsers", ["browsers", f"https://127.0.0.1:{box.web_port}",
                                           f"sip:echo@127.0.0.1:{phones['box'].sip_port}",
                                           *[f"taker{i}" for i in range(calls)]],
@@ -759,7 +771,8 @@ def run(calls: int, seconds: float, warmup: float, dump: Path | None) -> dict[st
             except RuntimeError as exc:
                 raise RuntimeError(f"{exc}\n{box.tail()}") from None
             time.sleep(warmup)
-            window = measure(generators, {"box": box.proc.pid, "bare": forwarder.pid}, seconds)
+            watched = {"box": box.proc.pid, "bare": forwarder.pid, "uvloop": on_uvloop.pid}
+            window = measure(generators, watched, seconds)
             problems = box.problems()
             if dump is not None:
                 shutil.copy(box.log, dump / "box.log")
@@ -775,10 +788,11 @@ def run(calls: int, seconds: float, warmup: float, dump: Path | None) -> dict[st
 
 def report(calls: int, window: Window, idle_pct: float, problems: list[str]) -> dict[str, Any]:
     """Print the table; the summary for the JSON line."""
-    direct, bare, boxed = (window.results[k] for k in ("direct", "bare", "box"))
+    direct, bare, uv, boxed = (window.results[k] for k in ("direct", "bare", "uvloop", "box"))
     base = direct["rtt_us_p50"] or 0.0
     box_cpu = window.cpu_pct["box"] / calls
     bare_cpu = window.cpu_pct["bare"] / calls
+    uvloop_cpu = window.cpu_pct["uvloop"] / calls
     summary: dict[str, Any] = {
         "calls": calls,
         "seconds": round(window.seconds, 2),
@@ -805,6 +819,12 @@ def report(calls: int, window: Window, idle_pct: float, problems: list[str]) -> 
         "bare_loss_pct": bare["loss_pct"],
         "bare_added_latency_ms_p50": minus(bare["rtt_us_p50"], base),
         "bare_added_latency_ms_p99": minus(bare["rtt_us_p99"], base),
+        "uvloop_cpu_pct_per_call": round(uvloop_cpu, 3),
+        "ratio_vs_uvloop_forwarder": ratio(box_cpu, uvloop_cpu),
+        "uvloop_sent": uv["sent"],
+        "uvloop_lost": uv["lost"],
+        "uvloop_added_latency_ms_p50": minus(uv["rtt_us_p50"], base),
+        "uvloop_added_latency_ms_p99": minus(uv["rtt_us_p99"], base),
         "direct_rtt_ms_p50": round(base / 1000, 3),
         "direct_rtt_ms_p99": round((direct["rtt_us_p99"] or 0.0) / 1000, 3),
         "direct_loss_pct": direct["loss_pct"],
@@ -825,7 +845,7 @@ def report(calls: int, window: Window, idle_pct: float, problems: list[str]) -> 
 
     for line in problems[:10]:
         print(f"box log: {line}")
-    for name in ("direct", "bare", "box"):
+    for name in ("direct", "bare", "uvloop", "box"):
         print(f"{name:7} {window.results[name]}")
 
     def met(key: str) -> str:
@@ -835,14 +855,18 @@ def report(calls: int, window: Window, idle_pct: float, problems: list[str]) -> 
         f"\n{calls} calls, {summary['seconds']} s window, {summary['packets_per_s_each_way']} "
         f"packets/s each way through each relay; machine busy "
         f"{summary['machine_busy_pct_of_one_core']} % of one core ({os.cpu_count()} cores)\n"
-        f"{'':24}{'box':>12}{'bare fwd':>12}{'ratio':>8}\n"
+        f"{'':24}{'box':>12}{'bare fwd':>12}{'ratio':>8}{'on uvloop':>12}{'ratio':>8}\n"
         f"{'CPU % of a core per call':24}{fmt(box_cpu)}{fmt(bare_cpu)}"
-        f"{fmt(summary['ratio_vs_udp_forwarder'], 8)}\n"
-        f"{'loss %':24}{fmt(boxed['loss_pct'])}{fmt(bare['loss_pct'])}\n"
+        f"{fmt(summary['ratio_vs_udp_forwarder'], 8)}{fmt(uvloop_cpu)}"
+        f"{fmt(summary['ratio_vs_uvloop_forwarder'], 8)}\n"
+        f"{'loss %':24}{fmt(boxed['loss_pct'])}{fmt(bare['loss_pct'])}{'':8}"
+        f"{fmt(uv['loss_pct'])}\n"
         f"{'added latency p50 ms':24}{fmt(summary['box_added_latency_ms_p50'])}"
-        f"{fmt(summary['bare_added_latency_ms_p50'])}\n"
+        f"{fmt(summary['bare_added_latency_ms_p50'])}{'':8}"
+        f"{fmt(summary['uvloop_added_latency_ms_p50'])}\n"
         f"{'added latency p99 ms':24}{fmt(summary['box_added_latency_ms_p99'])}"
-        f"{fmt(summary['bare_added_latency_ms_p99'])}\n"
+        f"{fmt(summary['bare_added_latency_ms_p99'])}{'':8}"
+        f"{fmt(summary['uvloop_added_latency_ms_p99'])}\n"
         f"direct echo round trip p50 {summary['direct_rtt_ms_p50']} ms, "
         f"p99 {summary['direct_rtt_ms_p99']} ms; box idle before the calls "
         f"{summary['box_idle_cpu_pct']} % of a core\n"
@@ -876,7 +900,10 @@ def child_main(role: str, rest: list[str]) -> None:
     if role == "udp":
         asyncio.run(udp_role(rest))
     elif role == "forwarder":
-        asyncio.run(forwarder_role(int(rest[0]), rest[1]))
+        if rest[2:] == ["uvloop"]:
+            eventloop.run(forwarder_role(int(rest[0]), rest[1]))
+        else:
+            asyncio.run(forwarder_role(int(rest[0]), rest[1]))
     else:
         asyncio.run(browsers_role(rest[0], rest[1], rest[2:]))
 

@@ -30,11 +30,13 @@ def test_relay_benchmark_bridges_a_call_and_reports_its_figures() -> None:
     # One call carries 50 packets/s each way: a 3 s window sends about 150 of them.
     assert 100 <= figures["box_sent"] <= 200
     assert 100 <= figures["bare_sent"] <= 200
+    assert 100 <= figures["uvloop_sent"] <= 200  # the forwarder on the box's event loop
     for key in ("box_loss_pct", "bare_loss_pct", "direct_loss_pct"):
         assert isinstance(figures[key], float), key
         assert 0.0 <= figures[key] <= 100.0, key
     assert figures["cpu_pct_per_call"] > 0
     assert figures["bare_cpu_pct_per_call"] > 0
+    assert figures["uvloop_cpu_pct_per_call"] > 0
     assert figures["box_altered"] == 0  # payloads pass the relay untouched
     assert figures["box_calls_ended_early"] == 0
     relayed = figures["box_relayed_in_window"]
@@ -43,4 +45,5 @@ def test_relay_benchmark_bridges_a_call_and_reports_its_figures() -> None:
         assert isinstance(figures[key], float), key
     assert figures["box_added_latency_ms_p99"] >= figures["box_added_latency_ms_p50"]
     assert isinstance(figures["ratio_vs_udp_forwarder"], float)
+    assert isinstance(figures["ratio_vs_uvloop_forwarder"], float)
     assert {"goal_cpu_met", "goal_ratio_met", "goal_loss_met"} <= set(figures)
