@@ -36,7 +36,9 @@ All four paths run at once, in the same measuring window, so the load other prog
 on the machine falls on them alike. Each payload carries a magic, its stream, its
 sequence number and the sender's CLOCK_MONOTONIC time in ns; relays must pass payloads
 untouched (checked byte for byte), so every returning packet gives its own round-trip
-time. **Loss** counts the packets sent inside the window that did not come back within a
+time. Each relay's CPU time is also split into user space and kernel (proc(5) utime and
+stime): on loopback the kernel's share includes delivering every sent datagram to its
+receiver. **Loss** counts the packets sent inside the window that did not come back within a
 second after it.
 
 **Added latency** of a packet is its round-trip time minus the median round-trip time of
@@ -479,10 +481,18 @@ async def browsers_role(url: str, target: str, operators: list[str]) -> None:
 # ----- the orchestrator -------------------------------------------------------------------
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port free now, never one handed out before in this run."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def cpu_seconds(pid: int) -> float:
@@ -496,6 +506,12 @@ def cpu_seconds(pid: int) -> float:
         return time.clock_gettime_ns(((~pid) << 3) | 2) / 1e9
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def user_system_ticks(pid: int) -> tuple[int, int]:
+    """A process's user and system CPU time in clock ticks (proc(5), utime and stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -691,6 +707,7 @@ class Window:
 
     results: dict[str, dict[str, Any]]
     cpu_pct: dict[str, float]
+    user_share: dict[str, float | None]  # of a relay's CPU time, the part in user space
     machine_busy_pct: float
     seconds: float
 
@@ -699,6 +716,7 @@ def measure(generators: dict[str, Child], watched: dict[str, int], seconds: floa
     """Open the window in every generator, read CPU times, close it, collect the results."""
     pids = {**watched, **{f"loadgen_{name}": g.pid for name, g in generators.items()}}
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    split0 = {name: user_system_ticks(pid) for name, pid in watched.items()}
     busy0, total0 = machine_ticks()
     started = time.monotonic()
     for generator in generators.values():
@@ -707,12 +725,18 @@ def measure(generators: dict[str, Child], watched: dict[str, int], seconds: floa
     for generator in generators.values():
         generator.order("stop")
     after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    split1 = {name: user_system_ticks(pid) for name, pid in watched.items()}
     busy1, total1 = machine_ticks()
     window = time.monotonic() - started
     results = {name: g.expect("result", timeout=30) for name, g in generators.items()}
     cpu = {name: 100.0 * (after[name] - before[name]) / window for name in pids}
     busy = 100.0 * (busy1 - busy0) / max(1, total1 - total0) * (os.cpu_count() or 1)
-    return Window(results, cpu, busy, window)
+    share: dict[str, float | None] = {}
+    for name in watched:
+        user = split1[name][0] - split0[name][0]
+        system = split1[name][1] - split0[name][1]
+        share[name] = round(user / (user + system), 3) if user + system else None
+    return Window(results, cpu, share, busy, window)
 
 
 def minus(value_us: float | None, base_us: float) -> float | None:
@@ -800,6 +824,7 @@ def report(calls: int, window: Window, idle_pct: float, problems: list[str]) -> 
         "cpu_pct_per_call": round(box_cpu, 3),
         "ratio_vs_udp_forwarder": ratio(box_cpu, bare_cpu),
         "box_cpu_pct_total": round(window.cpu_pct["box"], 2),
+        "box_user_share": window.user_share["box"],
         "box_idle_cpu_pct": round(idle_pct, 2),
         "box_cpu_pct_per_call_less_idle": round(
             max(0.0, window.cpu_pct["box"] - idle_pct) / calls, 3
@@ -820,6 +845,8 @@ def report(calls: int, window: Window, idle_pct: float, problems: list[str]) -> 
         "bare_added_latency_ms_p50": minus(bare["rtt_us_p50"], base),
         "bare_added_latency_ms_p99": minus(bare["rtt_us_p99"], base),
         "uvloop_cpu_pct_per_call": round(uvloop_cpu, 3),
+        "uvloop_user_share": window.user_share["uvloop"],
+        "bare_user_share": window.user_share["bare"],
         "ratio_vs_uvloop_forwarder": ratio(box_cpu, uvloop_cpu),
         "uvloop_sent": uv["sent"],
         "uvloop_lost": uv["lost"],
@@ -859,6 +886,8 @@ def report(calls: int, window: Window, idle_pct: float, problems: list[str]) -> 
         f"{'CPU % of a core per call':24}{fmt(box_cpu)}{fmt(bare_cpu)}"
         f"{fmt(summary['ratio_vs_udp_forwarder'], 8)}{fmt(uvloop_cpu)}"
         f"{fmt(summary['ratio_vs_uvloop_forwarder'], 8)}\n"
+        f"{'  of it in user space':24}{fmt(window.user_share['box'])}"
+        f"{fmt(window.user_share['bare'])}{'':8}{fmt(window.user_share['uvloop'])}\n"
         f"{'loss %':24}{fmt(boxed['loss_pct'])}{fmt(bare['loss_pct'])}{'':8}"
         f"{fmt(uv['loss_pct'])}\n"
         f"{'added latency p50 ms':24}{fmt(summary['box_added_latency_ms_p50'])}"

@@ -46,4 +46,7 @@ def test_relay_benchmark_bridges_a_call_and_reports_its_figures() -> None:
     assert figures["box_added_latency_ms_p99"] >= figures["box_added_latency_ms_p50"]
     assert isinstance(figures["ratio_vs_udp_forwarder"], float)
     assert isinstance(figures["ratio_vs_uvloop_forwarder"], float)
+    for key in ("box_user_share", "bare_user_share", "uvloop_user_share"):
+        assert figures[key] is None or 0.0 <= figures[key] <= 1.0, key
+    assert figures["box_user_share"] is not None  # the box surely used a clock tick in 3 s
     assert {"goal_cpu_met", "goal_ratio_met", "goal_loss_met"} <= set(figures)
