@@ -154,6 +154,7 @@ class NetlinkThread:
         self._thread: threading.Thread | None = None
         self._own: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = threading.Event()
         self._ended: concurrent.futures.Future[None] = concurrent.futures.Future()
 
     async def start(self) -> None:
@@ -171,7 +172,8 @@ class NetlinkThread:
         await asyncio.wrap_future(self._ended)
 
     async def stop(self) -> None:
-        """Stop following, close the socket and wait for the thread."""
+        """Stop following, close the socket and wait for the thread (also mid-start)."""
+        self._stopping.set()  # before reading _task: _run sets _task, then checks this
         own, task, thread = self._own, self._task, self._thread
         if own is not None and task is not None:
             with contextlib.suppress(RuntimeError):  # its loop has already finished
@@ -186,6 +188,9 @@ class NetlinkThread:
 
     async def _run(self, main: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
         self._own, self._task = asyncio.get_running_loop(), asyncio.current_task()
+        if self._stopping.is_set():
+            _post(main, _settle, ready, asyncio.CancelledError())
+            return
         kwargs = {"netns": self.netns} if self.netns else {}
         try:
             ipr = AsyncIPRoute(**kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
@@ -318,3 +319,17 @@ def test_service_reports_the_network_on_healthz_and_metrics(
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "network: eth0 has carrier" in err
+
+
+@needs_netns
+async def test_start_cancelled_midway_leaves_no_thread(lab: Callable[..., Lab]) -> None:
+    world = lab("eth0")
+    monitor = NetworkMonitor(NetworkConfig(), Health(), Metrics(), netns=world.box.name)
+    for delay in (0.0, 0.001, 0.01, 0.05):
+        start = asyncio.create_task(monitor.start())
+        await asyncio.sleep(delay)
+        start.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await start
+        await monitor.stop()
+        assert not any(t.name == "netlink" for t in threading.enumerate()), delay
