@@ -504,8 +504,7 @@ def cpu_seconds(pid: int) -> float:
     """
     with contextlib.suppress(OSError):
         return time.clock_gettime_ns(((~pid) << 3) | 2) / 1e9
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(user_system_ticks(pid)) / os.sysconf("SC_CLK_TCK")
 
 
 def user_system_ticks(pid: int) -> tuple[int, int]:

@@ -120,7 +120,7 @@ class RtpEndpoint:
         self.local_address = ""
         self.port = 0
         self.remote: tuple[str, int] | None = None
-        self._relay_to: tuple[str, int] | None = None  # remote; None while it is a hold
+        self._send_to: tuple[str, int] | None = None  # remote; None while a hold (RFC 3264 §8.4)
         self.remote_rtcp: tuple[str, int] | None = None
         self.rtcp_mux = False
         self.srtp: SrtpContext | None = None
@@ -190,7 +190,7 @@ class RtpEndpoint:
 
     def _set_remote(self, remote: tuple[str, int]) -> None:
         self.remote = remote
-        self._relay_to = None if _on_hold(remote) else remote
+        self._send_to = None if _on_hold(remote) else remote
 
     def tap(self, payload_type: int, function: AudioTap) -> None:
         """Give plain RTP of ``payload_type`` (the relayed audio) from the latched address
@@ -297,7 +297,7 @@ class RtpEndpoint:
         """Send one RTP packet to the phone (protected when SRTP is on). Unlike relayed
         audio, a packet the socket cannot take now (text, RFC 4733 events) waits in the
         transport's queue, in order: it must not be lost."""
-        remote, sock = self._relay_to, self._rtp  # None while on hold (RFC 3264 §8.4)
+        remote, sock = self._send_to, self._rtp  # None while on hold (RFC 3264 §8.4)
         if remote is None or sock is None or sock.transport is None:
             return
         data = packet.serialize()
@@ -317,7 +317,7 @@ class RtpEndpoint:
         ``now`` is the monotonic time, for RTCP. Written with the socket's own ``sendto``; a
         packet it refuses (a full buffer) is dropped and counted, since late audio is as bad
         as lost audio. Nothing is sent while the phone's address is a hold (RFC 3264 §8.4)."""
-        remote, sendto = self._relay_to, self._rtp_sendto
+        remote, sendto = self._send_to, self._rtp_sendto
         if remote is None or sendto is None:
             return
         payload_type, sequence, timestamp, marker = numbers

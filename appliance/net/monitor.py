@@ -14,7 +14,6 @@ runs in a thread of its own on the standard library's selector loop
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import threading
@@ -155,21 +154,23 @@ class NetlinkThread:
         self._own: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = threading.Event()
-        self._ended: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._ended: asyncio.Future[None] | None = None  # on the caller's loop
 
     async def start(self) -> None:
         """Start the thread; return once the dump was handed over (or raise why not)."""
         main = asyncio.get_running_loop()
         ready: asyncio.Future[None] = main.create_future()
+        self._ended = main.create_future()
         self._thread = threading.Thread(
-            target=self._main, args=(main, ready), name="netlink", daemon=True
+            target=self._main, args=(main, ready, self._ended), name="netlink", daemon=True
         )
         self._thread.start()
         await ready
 
     async def ended(self) -> None:
         """Wait until following stops by itself; raise what stopped it."""
-        await asyncio.wrap_future(self._ended)
+        assert self._ended is not None, "start() first"
+        await self._ended
 
     async def stop(self) -> None:
         """Stop following, close the socket and wait for the thread (also mid-start)."""
@@ -182,40 +183,42 @@ class NetlinkThread:
             await asyncio.to_thread(thread.join, 10)
         self._thread = None
 
-    def _main(self, main: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
+    def _main(self, *args: Any) -> None:
         with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
-            runner.run(self._run(main, ready))
+            runner.run(self._run(*args))
 
-    async def _run(self, main: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
+    async def _run(
+        self,
+        main: asyncio.AbstractEventLoop,
+        ready: asyncio.Future[None],
+        ended: asyncio.Future[None],
+    ) -> None:
+        """Join, dump, follow; whatever ends it settles ``ready`` (if still open) and ``ended``."""
         self._own, self._task = asyncio.get_running_loop(), asyncio.current_task()
-        if self._stopping.is_set():
-            _post(main, _settle, ready, asyncio.CancelledError())
-            return
         kwargs = {"netns": self.netns} if self.netns else {}
+        ipr: Any = None
+        error: BaseException = asyncio.CancelledError()
         try:
-            ipr = AsyncIPRoute(**kwargs)
-        except Exception as exc:
-            _post(main, _settle, ready, exc)
-            return
-        try:
-            try:
-                await ipr.bind(self.groups)
-                async with AsyncIPRoute(**kwargs) as dump:
-                    messages = [m async for m in await dump.get_links()]
-                    messages += [m async for m in await dump.get_addr()]
-            except Exception as exc:
-                _post(main, _settle, ready, exc)
+            if self._stopping.is_set():  # stop() came before this thread got going
                 return
+            ipr = AsyncIPRoute(**kwargs)
+            await ipr.bind(self.groups)
+            async with AsyncIPRoute(**kwargs) as dump:
+                messages = [m async for m in await dump.get_links()]
+                messages += [m async for m in await dump.get_addr()]
             _post(main, self._dumped, ready, messages)
             while True:
                 async for msg in ipr.get():
                     _post(main, self.on_message, msg)
         except asyncio.CancelledError:
-            _conclude(self._ended, None)
+            pass  # stop()
         except Exception as exc:
-            _conclude(self._ended, exc)
+            error = exc
         finally:
-            ipr.close()
+            if ipr is not None:
+                ipr.close()
+            _post(main, _settle, ready, error)  # nothing if the dump was handed over
+            _post(main, _settle, ended, error)
 
     def _dumped(self, ready: asyncio.Future[None], messages: list[Any]) -> None:
         try:
@@ -232,20 +235,14 @@ def _post(loop: asyncio.AbstractEventLoop, function: Callable[..., None], *args:
         loop.call_soon_threadsafe(function, *args)
 
 
-def _conclude(future: concurrent.futures.Future[None], error: BaseException | None) -> None:
-    """Complete ``future`` unless its waiter gave up on it (cancelled it) first."""
-    with contextlib.suppress(concurrent.futures.InvalidStateError):
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
-
-
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    """Complete ``future`` (cancel it for a ``CancelledError``) unless it is done already."""
     if future.done():
         return
     if error is None:
         future.set_result(None)
+    elif isinstance(error, asyncio.CancelledError):
+        future.cancel()
     else:
         future.set_exception(error)
 

@@ -37,10 +37,10 @@ sockets. It hooks, on one peer connection's objects only (aiortc 1.16.0, aioice
   later audio. When that pair is not a plain UDP socket (a TURN relay) the packet takes
   aiortc's ``RTCDtlsTransport._send_rtp`` instead. The sender's RTCP sender-report
   counters (``_RTCRtpSender__packet_count``, ``__octet_count``, ``__rtp_timestamp``,
-  ``__ntp_timestamp``) read what the fast path
-  sent, so its sender reports stay true (RFC 3550 §6.4.1): the sender's class becomes
-  :class:`_ReportingSender`, whose properties of those names compute them when aiortc
-  reads them instead of having them written per packet. aiortc's own RTP task stays
+  ``__ntp_timestamp``) read what the fast path sent, so its sender reports stay true
+  (RFC 3550 §6.4.1): the sender's class becomes :class:`_ReportingSender`, whose
+  properties of those names compute them when aiortc reads them instead of having them
+  written per packet. aiortc's own RTP task stays
   idle: its track (:class:`IdleTrack`) never yields a frame.
 
 The DTLS transport's own byte and packet counters (``RTCDtlsTransport.getStats``) count
